@@ -1,0 +1,687 @@
+#!/usr/bin/env bash
+# Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI.
+#
+#   scripts/servers.sh up            start (or reuse) both servers, print export lines
+#   scripts/servers.sh env           print export lines:  eval "$(scripts/servers.sh env)"
+#   scripts/servers.sh status        say what is running (exit 0 only if both are up)
+#   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
+#
+# Everything lives under <repo>/.servers/, every listener is on loopback only,
+# and only processes recorded there are ever stopped. stdout carries nothing but the
+# export lines, so `eval "$(scripts/servers.sh up)"` works; progress goes to stderr.
+#
+# Knobs: SYNCHRO_SERVERS_TIMEOUT (readiness deadline per server, seconds, default 120).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd -- "$SCRIPT_DIR/.." && pwd -P)
+SRV="$REPO/.servers"
+PORTS_FILE="$SRV/ports.env"
+TIMEOUT=${SYNCHRO_SERVERS_TIMEOUT:-120}
+REPO_HASH=$(printf '%s' "$REPO" | sha1sum | cut -c1-12)
+
+PGBIN=/usr/lib/postgresql/15/bin
+PSQL="$PGBIN/psql"
+[ -x "$PSQL" ] || PSQL=/usr/bin/psql
+PG_SYSTEM_USER=synchro-pg
+
+RMQ_BIN=/usr/lib/rabbitmq/bin
+RMQ_DIR="$SRV/rabbitmq"
+
+IS_ROOT=0
+[ "$(id -u)" -eq 0 ] && IS_ROOT=1
+
+log() { printf 'servers.sh: %s\n' "$*" >&2; }
+die() { printf 'servers.sh: ERROR: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    cat >&2 <<'EOF'
+usage: scripts/servers.sh up|env|status|down [--wipe]
+  up      start PostgreSQL 15 + RabbitMQ on loopback (reuses running ones), print exports
+  env     print the export lines (eval "$(scripts/servers.sh env)")
+  status  show what is running
+  down    stop the servers this script started; --wipe also deletes .servers/
+EOF
+}
+
+# ---------------------------------------------------------------- ports
+
+port_in_use() {
+    local p=$1
+    if command -v ss >/dev/null 2>&1; then
+        [ -n "$(ss -Htln "sport = :$p" 2>/dev/null)" ]
+    else
+        (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
+    fi
+}
+
+# Stay below the kernel's ephemeral range so outgoing connections never hold our ports.
+pick_port() {
+    local p taken i
+    for i in $(seq 1 500); do
+        p=$((20000 + RANDOM % 12000))
+        for taken in "$@"; do [ "$p" = "$taken" ] && continue 2; done
+        port_in_use "$p" || { echo "$p"; return 0; }
+    done
+    die "could not find a free loopback port in 20000-31999"
+}
+
+load_ports() {
+    PG_PORT= AMQP_PORT= MGMT_PORT= DIST_PORT= EPMD_PORT=
+    # shellcheck disable=SC1090
+    [ -f "$PORTS_FILE" ] && . "$PORTS_FILE"
+    RMQ_NODE="synchro-${AMQP_PORT}@localhost"
+}
+
+save_ports() {
+    local tmp="$PORTS_FILE.tmp"
+    cat >"$tmp" <<EOF
+# Chosen by scripts/servers.sh; reused by later up/env/down.
+PG_PORT=$PG_PORT
+AMQP_PORT=$AMQP_PORT
+MGMT_PORT=$MGMT_PORT
+DIST_PORT=$DIST_PORT
+EPMD_PORT=$EPMD_PORT
+EOF
+    mv -f "$tmp" "$PORTS_FILE"
+    RMQ_NODE="synchro-${AMQP_PORT}@localhost"
+}
+
+print_env() {
+    load_ports
+    [ -n "$PG_PORT" ] && [ -n "$AMQP_PORT" ] && [ -n "$MGMT_PORT" ] ||
+        die "no servers configured in $SRV; run: scripts/servers.sh up"
+    cat <<EOF
+export SYNCHRO_PG_HOST=127.0.0.1
+export SYNCHRO_PG_PORT=$PG_PORT
+export SYNCHRO_TEST_PG="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Password=postgres;Database=postgres"
+export SYNCHRO_TEST_AMQP="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
+export SYNCHRO_RABBIT_MGMT_URL="http://127.0.0.1:$MGMT_PORT/"
+export PGHOST=127.0.0.1
+export PGPORT=$PG_PORT
+export PGUSER=postgres
+export PGPASSWORD=postgres
+EOF
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+# PostgreSQL refuses to run as root, so root runs it as a dedicated unprivileged user.
+ensure_pg_user() {
+    [ "$IS_ROOT" = 1 ] || return 0
+    id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 && return 0
+    log "creating system user $PG_SYSTEM_USER to run PostgreSQL"
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+        "$PG_SYSTEM_USER" >&2 || die "useradd $PG_SYSTEM_USER failed"
+}
+
+# cd / because the caller's cwd (e.g. /root) may be unreadable for the PG user; 9>&- so
+# the postmaster does not inherit (and hold forever) our lock.
+as_pg() {
+    if [ "$IS_ROOT" = 1 ]; then
+        (cd / && runuser -u "$PG_SYSTEM_USER" -- "$@") 9>&-
+    else
+        (cd / && "$@") 9>&-
+    fi
+}
+
+# Where the PG files live. Normally .servers/pg, but when running as root the PG user
+# must be able to traverse the path; if the repo sits under e.g. /root it cannot, so
+# fall back to /tmp and remember that choice in .servers/pg.location.
+resolve_pg_paths() {
+    local loc_file="$SRV/pg.location"
+    if [ -f "$loc_file" ]; then
+        PG_BASE=$(cat "$loc_file")
+    elif [ "$IS_ROOT" = 1 ] && ! runuser -u "$PG_SYSTEM_USER" -- test -x "$SRV" 2>/dev/null; then
+        local fb="/tmp/synchro-servers-$REPO_HASH"
+        if [ -e "$fb" ] && [ "$(stat -c %u "$fb")" != 0 ]; then
+            die "$fb exists and is not owned by root; remove it"
+        fi
+        mkdir -p "$fb"
+        chmod 755 "$fb"
+        PG_BASE="$fb/pg"
+        log "$PG_SYSTEM_USER cannot traverse $SRV; PostgreSQL data goes to $PG_BASE"
+        printf '%s\n' "$PG_BASE" >"$loc_file"
+    else
+        PG_BASE="$SRV/pg"
+    fi
+    PGDATA_DIR="$PG_BASE/data"
+    PG_LOG="$PG_BASE/postgresql.log"
+    PG_SOCK_DIR="$PG_BASE/run"
+    # Unix socket paths are limited to ~107 bytes.
+    if [ $((${#PG_SOCK_DIR} + 20)) -gt 100 ]; then
+        PG_SOCK_DIR="/tmp/synchro-pg-$REPO_HASH"
+    fi
+}
+
+pg_prepare_dirs() {
+    mkdir -p "$PG_BASE" "$PG_SOCK_DIR"
+    chmod 700 "$PG_BASE" "$PG_SOCK_DIR"
+    if [ "$IS_ROOT" = 1 ]; then
+        chown "$PG_SYSTEM_USER:" "$PG_BASE" "$PG_SOCK_DIR"
+        [ -e "$PG_LOG" ] && chown "$PG_SYSTEM_USER:" "$PG_LOG"
+    fi
+    return 0
+}
+
+pg_running() {
+    [ -f "$PGDATA_DIR/postmaster.pid" ] || return 1
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+pg_pid() { head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
+
+pg_ready() {
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -t 3 &&
+        [ "$(PGPASSWORD=postgres PGCONNECT_TIMEOUT=3 "$PSQL" -X -h 127.0.0.1 -p "$PG_PORT" \
+            -U postgres -d postgres -Atqc 'select 1' 2>/dev/null)" = 1 ]
+}
+
+pg_log_tail() {
+    log "---- last lines of $PG_LOG ----"
+    tail -n 40 "$PG_LOG" >&2 2>/dev/null || true
+}
+
+pg_init() {
+    # A data dir without our marker is a half-finished initdb: start over.
+    if [ -d "$PGDATA_DIR" ] && [ ! -f "$PGDATA_DIR/.synchro-initialized" ]; then
+        log "removing incomplete PostgreSQL data dir $PGDATA_DIR"
+        rm -rf "$PGDATA_DIR"
+    fi
+    [ -d "$PGDATA_DIR" ] && return 0
+
+    local locale=C.UTF-8
+    grep -qiE '^c\.utf-?8$' <<<"$(locale -a 2>/dev/null)" || locale=C
+    local pwfile="$PG_BASE/pwfile"
+    printf 'postgres\n' >"$pwfile"
+    [ "$IS_ROOT" = 1 ] && chown "$PG_SYSTEM_USER:" "$pwfile"
+    chmod 600 "$pwfile"
+
+    log "initdb $PGDATA_DIR"
+    if ! as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$pwfile" \
+        --auth=trust --encoding=UTF8 --locale="$locale" >>"$PG_BASE/initdb.log" 2>&1; then
+        rm -f "$pwfile"
+        tail -n 30 "$PG_BASE/initdb.log" >&2 || true
+        die "initdb failed (full log: $PG_BASE/initdb.log)"
+    fi
+    rm -f "$pwfile"
+
+    cat >"$PGDATA_DIR/pg_hba.conf" <<'EOF'
+# Test server on loopback only: trust everything that can reach it.
+local   all             all                     trust
+host    all             all     127.0.0.1/32    trust
+local   replication     all                     trust
+host    replication     all     127.0.0.1/32    trust
+EOF
+    # Port and socket dir may change between runs, so they live in a file rewritten at
+    # every start rather than in postgresql.conf itself.
+    printf "\ninclude_if_exists = 'synchro.conf'\n" >>"$PGDATA_DIR/postgresql.conf"
+    touch "$PGDATA_DIR/.synchro-initialized"
+    [ "$IS_ROOT" = 1 ] && chown "$PG_SYSTEM_USER:" "$PGDATA_DIR/pg_hba.conf" \
+        "$PGDATA_DIR/postgresql.conf" "$PGDATA_DIR/.synchro-initialized"
+    return 0
+}
+
+pg_write_conf() {
+    local sock=${PG_SOCK_DIR//\'/\'\'}
+    cat >"$PGDATA_DIR/synchro.conf" <<EOF
+# Written by scripts/servers.sh at every start.
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$sock'
+wal_level = logical
+max_replication_slots = 50
+max_wal_senders = 50
+max_connections = 300
+wal_sender_timeout = 60s
+# A throw-away test server: speed over durability.
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+logging_collector = off
+EOF
+    [ "$IS_ROOT" = 1 ] && chown "$PG_SYSTEM_USER:" "$PGDATA_DIR/synchro.conf"
+    return 0
+}
+
+pg_start() {
+    pg_prepare_dirs
+    pg_init
+    pg_write_conf
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT (data: $PGDATA_DIR)"
+    # pg_ctl -l sends the postmaster's stdin/stdout/stderr to /dev/null and the log,
+    # so nothing holds the caller's stdout open.
+    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t "$TIMEOUT" start >&2; then
+        pg_log_tail
+        die "PostgreSQL did not start"
+    fi
+}
+
+pg_wait_ready() {
+    local deadline=$((SECONDS + TIMEOUT))
+    until pg_ready; do
+        if ! pg_running; then pg_log_tail; die "PostgreSQL exited while starting"; fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            pg_log_tail
+            die "PostgreSQL not ready on 127.0.0.1:$PG_PORT after ${TIMEOUT}s"
+        fi
+        sleep 1
+    done
+}
+
+pg_stop() {
+    if pg_running; then
+        log "stopping PostgreSQL (pid $(pg_pid))"
+        as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
+            die "pg_ctl stop failed for $PGDATA_DIR"
+    fi
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+# Never let apt's maintainer scripts start the system rabbitmq service: it would bind
+# 0.0.0.0:5672 and a shared epmd on all interfaces.
+POLICY_RC=/usr/sbin/policy-rc.d
+POLICY_BACKUP=
+POLICY_CREATED=0
+SUDO=()
+
+restore_policy_rc() {
+    if [ "$POLICY_CREATED" = 1 ]; then
+        "${SUDO[@]}" rm -f "$POLICY_RC"
+        [ -n "$POLICY_BACKUP" ] && "${SUDO[@]}" mv -f "$POLICY_BACKUP" "$POLICY_RC"
+        POLICY_CREATED=0
+    fi
+    return 0
+}
+trap restore_policy_rc EXIT
+
+# pids of processes owned by the users the Debian package runs its services as.
+service_pids() {
+    ps -eo pid=,user= 2>/dev/null | awk '$2 == "rabbitmq" || $2 == "epmd" { print $1 }' | sort
+}
+
+ensure_rabbitmq_installed() {
+    [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
+    if [ "$IS_ROOT" != 1 ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            SUDO=(sudo -n)
+        else
+            die "rabbitmq-server is not installed and this user cannot install it.
+Install it once as root:  apt-get install -y rabbitmq-server
+(this script never uses the system service; it starts its own loopback-only node)"
+        fi
+    fi
+
+    local apt_log="$SRV/apt-install.log"
+    : >"$apt_log"
+    if [ -x "$POLICY_RC" ] && { "$POLICY_RC" rabbitmq-server start >/dev/null 2>&1; [ $? = 101 ]; }; then
+        :   # already denies service starts
+    else
+        if [ -e "$POLICY_RC" ]; then
+            POLICY_BACKUP="$POLICY_RC.synchro-backup"
+            "${SUDO[@]}" mv -f "$POLICY_RC" "$POLICY_BACKUP"
+        fi
+        POLICY_CREATED=1
+        printf '#!/bin/sh\n# temporary, from synchro scripts/servers.sh\nexit 101\n' |
+            "${SUDO[@]}" tee "$POLICY_RC" >/dev/null
+        "${SUDO[@]}" chmod 755 "$POLICY_RC"
+    fi
+
+    local before after
+    before=$(service_pids)
+    local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y
+        -o DPkg::Lock::Timeout=300)
+    local t0=$SECONDS
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        log "apt lists are empty: apt-get update"
+        "${apt[@]}" update >>"$apt_log" 2>&1 || { tail -n 20 "$apt_log" >&2; die "apt-get update failed"; }
+    fi
+    log "installing rabbitmq-server with apt (log: $apt_log)"
+    if ! "${apt[@]}" install --no-install-recommends rabbitmq-server >>"$apt_log" 2>&1; then
+        log "install failed; retrying after apt-get update"
+        "${apt[@]}" update >>"$apt_log" 2>&1 || true
+        "${apt[@]}" install --no-install-recommends rabbitmq-server >>"$apt_log" 2>&1 ||
+            { tail -n 30 "$apt_log" >&2; restore_policy_rc; die "apt-get install rabbitmq-server failed"; }
+    fi
+    restore_policy_rc
+    log "rabbitmq-server installed in $((SECONDS - t0))s"
+
+    # Belt and braces: if the package started its service anyway, stop exactly the
+    # processes that appeared under its service users during the install.
+    after=$(service_pids)
+    local p
+    for p in $(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after")); do
+        log "stopping process $p started by the package install ($(ps -o user=,comm= -p "$p" 2>/dev/null || true))"
+        "${SUDO[@]}" kill "$p" 2>/dev/null || true
+    done
+    [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server installed but $RMQ_BIN/rabbitmq-server is missing"
+}
+
+epmd_bin() {
+    local e
+    e=$(command -v epmd 2>/dev/null || true)
+    [ -n "$e" ] || e=$(ls /usr/lib/erlang/erts-*/bin/epmd 2>/dev/null | head -n1 || true)
+    [ -n "$e" ] || die "epmd not found (is erlang-base installed?)"
+    echo "$e"
+}
+
+# The environment shared by our node and every CLI call against it: the CLI finds the
+# node through our private epmd and authenticates with the cookie in $HOME.
+rmq_env() {
+    RMQ_ENV=(
+        HOME="$RMQ_DIR"
+        LANG=C.UTF-8 LC_ALL=C.UTF-8
+        RABBITMQ_NODENAME="$RMQ_NODE"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+        RABBITMQ_NODE_PORT="$AMQP_PORT"
+        RABBITMQ_DIST_PORT="$DIST_PORT"
+        ERL_EPMD_ADDRESS=127.0.0.1
+        ERL_EPMD_PORT="$EPMD_PORT"
+        RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia"
+        RABBITMQ_LOG_BASE="$RMQ_DIR/log"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
+        RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq.conf"
+        RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config"
+        RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
+        RABBITMQ_PID_FILE="$RMQ_DIR/rabbitmq.pid"
+        # Erlang distribution listens on all interfaces unless told otherwise.
+        RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+        RABBITMQ_CTL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+    )
+}
+
+rmq_cli() {
+    local tool=$1
+    shift
+    rmq_env
+    timeout 60 env "${RMQ_ENV[@]}" "$RMQ_BIN/$tool" -n "$RMQ_NODE" "$@" </dev/null 9>&-
+}
+
+# True if pid is alive and carries our node name in its environment (guards pid reuse).
+is_our_rmq_pid() {
+    local pid=$1
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+    local environ
+    environ=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ") || return 1
+    grep -qxF "RABBITMQ_NODENAME=$RMQ_NODE" <<<"$environ"
+}
+
+read_pid() { [ -s "$1" ] && tr -dc '0-9' <"$1" || true; }
+
+rmq_running() {
+    local pid
+    for pid in "$(read_pid "$RMQ_DIR/rabbitmq.pid")" "$(read_pid "$RMQ_DIR/launcher.pid")"; do
+        is_our_rmq_pid "$pid" && return 0
+    done
+    return 1
+}
+
+# Our private epmd: identified by its recorded pid and the port on its command line.
+is_our_epmd_pid() {
+    local pid=$1
+    [ -n "$pid" ] && [ -n "$EPMD_PORT" ] && kill -0 "$pid" 2>/dev/null || return 1
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = epmd ] || return 1
+    local cmdline
+    cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+    [[ "$cmdline" == *" -port $EPMD_PORT "* ]]
+}
+
+epmd_running() { is_our_epmd_pid "$(read_pid "$RMQ_DIR/epmd.pid")"; }
+
+rmq_log_tail() {
+    local f
+    for f in "$RMQ_DIR/log/console.log" "$RMQ_DIR/log/$RMQ_NODE.log"; do
+        [ -s "$f" ] || continue
+        log "---- last lines of $f ----"
+        tail -n 40 "$f" >&2 || true
+    done
+}
+
+rmq_write_conf() {
+    mkdir -p "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+    chmod 700 "$RMQ_DIR"
+    cat >"$RMQ_DIR/rabbitmq.conf" <<EOF
+# Written by scripts/servers.sh at every start.
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $MGMT_PORT
+# Small CI disks must not block publishers.
+disk_free_limit.absolute = 50MB
+vm_memory_high_watermark.relative = 0.6
+EOF
+    echo '[rabbitmq_management].' >"$RMQ_DIR/enabled_plugins"
+    : >"$RMQ_DIR/rabbitmq-env.conf"
+    [ -f "$RMQ_DIR/advanced.config" ] || echo '[].' >"$RMQ_DIR/advanced.config"
+    if [ ! -s "$RMQ_DIR/.erlang.cookie" ]; then
+        (umask 077 && od -An -tx1 -N16 /dev/urandom | tr -d ' \n' >"$RMQ_DIR/.erlang.cookie")
+        chmod 400 "$RMQ_DIR/.erlang.cookie"
+    fi
+}
+
+epmd_start() {
+    epmd_running && return 0
+    local e
+    e=$(epmd_bin)
+    log "starting private epmd on 127.0.0.1:$EPMD_PORT"
+    ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
+        "$e" -address 127.0.0.1 -port "$EPMD_PORT" -daemon </dev/null >/dev/null 2>&1 9>&- ||
+        die "epmd failed to start on port $EPMD_PORT"
+    local i d pid=
+    for i in $(seq 1 50); do
+        pid=
+        for d in /proc/[0-9]*; do
+            is_our_epmd_pid "${d#/proc/}" && { pid=${d#/proc/}; break; }
+        done
+        [ -n "$pid" ] && ERL_EPMD_PORT="$EPMD_PORT" "$e" -port "$EPMD_PORT" -names >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    [ -n "$pid" ] || die "epmd on port $EPMD_PORT did not come up"
+    echo "$pid" >"$RMQ_DIR/epmd.pid"
+}
+
+epmd_stop() {
+    local pid
+    pid=$(read_pid "$RMQ_DIR/epmd.pid")
+    if is_our_epmd_pid "$pid"; then
+        log "stopping private epmd (pid $pid, port $EPMD_PORT)"
+        ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
+            "$(epmd_bin)" -port "$EPMD_PORT" -kill >/dev/null 2>&1 || true
+        wait_gone "$pid" 5 || { is_our_epmd_pid "$pid" && kill "$pid" 2>/dev/null; } || true
+    fi
+    rm -f "$RMQ_DIR/epmd.pid"
+}
+
+wait_gone() {
+    local pid=$1 secs=$2 i
+    for i in $(seq 1 $((secs * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+rmq_start() {
+    rmq_write_conf
+    epmd_start
+    rm -f "$RMQ_DIR/rabbitmq.pid"
+    log "starting RabbitMQ node $RMQ_NODE (amqp 127.0.0.1:$AMQP_PORT, management 127.0.0.1:$MGMT_PORT)"
+    rmq_env
+    # The direct server script, not /usr/sbin/rabbitmq-server (that one switches to the
+    # rabbitmq user and the system paths). setsid keeps it out of the caller's process
+    # group; its output goes to a file so `$(servers.sh up)` is not held open.
+    (cd "$RMQ_DIR" && exec setsid env "${RMQ_ENV[@]}" "$RMQ_BIN/rabbitmq-server" \
+        </dev/null >>"$RMQ_DIR/log/console.log" 2>&1 9>&-) &
+    echo $! >"$RMQ_DIR/launcher.pid"
+}
+
+rmq_wait_ready() {
+    local deadline=$((SECONDS + TIMEOUT)) t0=$SECONDS
+    while :; do
+        if rmq_cli rabbitmq-diagnostics -q ping >/dev/null 2>&1 &&
+            rmq_cli rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; then
+            break
+        fi
+        if ! rmq_running; then rmq_log_tail; die "RabbitMQ exited while starting"; fi
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            rmq_log_tail
+            die "RabbitMQ not ready after ${TIMEOUT}s"
+        fi
+        sleep 1
+    done
+    log "RabbitMQ ready after $((SECONDS - t0))s"
+}
+
+rmq_stop() {
+    local beam launcher
+    beam=$(read_pid "$RMQ_DIR/rabbitmq.pid")
+    launcher=$(read_pid "$RMQ_DIR/launcher.pid")
+    if is_our_rmq_pid "$beam" || is_our_rmq_pid "$launcher"; then
+        log "stopping RabbitMQ node $RMQ_NODE"
+        rmq_cli rabbitmqctl -q stop >/dev/null 2>&1 || log "rabbitmqctl stop failed; signalling the node"
+        local pid
+        for pid in "$beam" "$launcher"; do
+            is_our_rmq_pid "$pid" || continue
+            wait_gone "$pid" 30 && continue
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_gone "$pid" 15 && continue
+            is_our_rmq_pid "$pid" && kill -KILL "$pid" 2>/dev/null || true
+        done
+    fi
+    rm -f "$RMQ_DIR/rabbitmq.pid" "$RMQ_DIR/launcher.pid"
+    epmd_stop
+}
+
+# ---------------------------------------------------------------- commands
+
+lock() {
+    mkdir -p "$SRV"
+    chmod 755 "$SRV"
+    exec 9>"$SRV/.lock"
+    flock -w 600 9 || die "another servers.sh holds $SRV/.lock"
+}
+
+cmd_up() {
+    lock
+    load_ports
+    ensure_pg_user
+    resolve_pg_paths
+
+    local pg_up=0 rmq_up=0
+    if [ -n "$PG_PORT" ] && pg_running; then pg_up=1; fi
+    if [ -n "$AMQP_PORT" ] && rmq_running; then rmq_up=1; fi
+
+    # A stopped server's persisted ports may since have been taken by someone else.
+    local changed=0
+    if [ "$pg_up" = 0 ] && { [ -z "$PG_PORT" ] || port_in_use "$PG_PORT"; }; then
+        [ -n "$PG_PORT" ] && log "port $PG_PORT is taken; picking a new PostgreSQL port"
+        PG_PORT=$(pick_port "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT")
+        changed=1
+    fi
+    if [ "$rmq_up" = 0 ]; then
+        epmd_stop   # a leftover epmd of ours would make its own port look taken
+        local p busy=0
+        for p in "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT"; do
+            if [ -z "$p" ] || port_in_use "$p"; then busy=1; fi
+        done
+        if [ "$busy" = 1 ]; then
+            [ -n "$AMQP_PORT" ] && log "a RabbitMQ port is taken; picking new RabbitMQ ports"
+            [ -n "$AMQP_PORT" ] && rm -rf "$RMQ_DIR/mnesia/synchro-${AMQP_PORT}@localhost"*
+            AMQP_PORT=$(pick_port "$PG_PORT")
+            MGMT_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT")
+            DIST_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT" "$MGMT_PORT")
+            EPMD_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT")
+            changed=1
+        fi
+    fi
+    [ "$changed" = 1 ] && save_ports
+
+    # Install first so a machine that cannot install RabbitMQ fails before starting anything.
+    [ "$rmq_up" = 1 ] || ensure_rabbitmq_installed
+
+    if [ "$pg_up" = 1 ]; then
+        log "PostgreSQL already running (pid $(pg_pid), port $PG_PORT)"
+    else
+        pg_start
+    fi
+    if [ "$rmq_up" = 1 ]; then
+        log "RabbitMQ already running (node $RMQ_NODE)"
+    else
+        rmq_start
+    fi
+    pg_wait_ready
+    rmq_wait_ready
+    print_env
+}
+
+cmd_down() {
+    local wipe=0
+    case "${1:-}" in
+        "") ;;
+        --wipe) wipe=1 ;;
+        *) usage; exit 2 ;;
+    esac
+    if [ ! -d "$SRV" ]; then
+        log "nothing to stop ($SRV does not exist)"
+        return 0
+    fi
+    lock
+    load_ports
+    [ "$IS_ROOT" = 1 ] && ! id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 && PG_MISSING_USER=1
+    if [ -z "${PG_MISSING_USER:-}" ]; then
+        resolve_pg_paths
+        pg_stop
+    fi
+    [ -n "$AMQP_PORT" ] && rmq_stop
+    if [ "$wipe" = 1 ]; then
+        log "removing $SRV"
+        [ -n "${PG_BASE:-}" ] && [ "$PG_BASE" != "$SRV/pg" ] && rm -rf "$(dirname "$PG_BASE")"
+        [ -n "${PG_SOCK_DIR:-}" ] && [ "$PG_SOCK_DIR" = "/tmp/synchro-pg-$REPO_HASH" ] && rm -rf "$PG_SOCK_DIR"
+        rm -rf "$SRV"
+    fi
+    log "down"
+}
+
+cmd_status() {
+    load_ports
+    if [ ! -f "$PORTS_FILE" ]; then
+        echo "no servers configured ($SRV/ports.env missing)"
+        return 1
+    fi
+    local rc=0
+    if [ "$IS_ROOT" = 1 ] && ! id -u "$PG_SYSTEM_USER" >/dev/null 2>&1; then
+        echo "postgresql: not running"
+        rc=1
+    else
+        resolve_pg_paths
+        if pg_running; then
+            echo "postgresql: running pid $(pg_pid) on 127.0.0.1:$PG_PORT (data $PGDATA_DIR)"
+            pg_ready || { echo "postgresql: WARNING not answering queries"; rc=1; }
+        else
+            echo "postgresql: not running (data $PGDATA_DIR)"
+            rc=1
+        fi
+    fi
+    if rmq_running; then
+        echo "rabbitmq:   running node $RMQ_NODE pid $(read_pid "$RMQ_DIR/rabbitmq.pid") amqp 127.0.0.1:$AMQP_PORT management http://127.0.0.1:$MGMT_PORT/"
+    else
+        echo "rabbitmq:   not running"
+        rc=1
+    fi
+    if epmd_running; then
+        echo "epmd:       running pid $(read_pid "$RMQ_DIR/epmd.pid") on 127.0.0.1:$EPMD_PORT"
+    else
+        echo "epmd:       not running"
+    fi
+    return "$rc"
+}
+
+case "${1:-}" in
+    up) shift; [ $# -eq 0 ] || { usage; exit 2; }; cmd_up ;;
+    down) shift; cmd_down "$@" ;;
+    env) print_env ;;
+    status) cmd_status ;;
+    -h|--help|help) usage ;;
+    *) usage; exit 2 ;;
+esac

@@ -1,0 +1,91 @@
+using System.CommandLine;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Synchro.Bridge.Hosting;
+
+/// <summary>The <c>synchro-bridge</c> command line: run, check, demo.</summary>
+public static class CommandLine
+{
+    private const int Failed = 1;
+    private const int Misconfigured = 2;
+
+    public static RootCommand Build()
+    {
+        var configOption = new Option<FileInfo?>("--config") { Description = "A JSON file with a Synchro section (added after appsettings.json, before environment variables)." };
+
+        var run = new Command("run", "Run the bridge until stopped (Ctrl+C).") { configOption };
+        run.SetAction((parse, ct) => RunAsync(parse.GetValue(configOption), ct));
+
+        var check = new Command("check", "Run the start-up checks (configuration, PostgreSQL, RabbitMQ, publication, slot) and exit.") { configOption };
+        check.SetAction((parse, ct) => CheckAsync(parse.GetValue(configOption), ct));
+
+        var root = new RootCommand("Synchro Bridge: PostgreSQL logical replication → typed change sets on MassTransit/RabbitMQ → sync buckets.")
+        {
+            run,
+            check,
+            DemoCommand.Build(),
+        };
+        root.SetAction((parse, ct) => RunAsync(null, ct));
+        return root;
+    }
+
+    private static async Task<int> RunAsync(FileInfo? config, CancellationToken cancellationToken)
+    {
+        using var host = BridgeHost.Build(config?.FullName);
+        return await RunHostAsync(host, cancellationToken);
+    }
+
+    /// <summary>Runs a host to its end and turns what stopped it into one line and an exit code.</summary>
+    public static async Task<int> RunHostAsync(IHost host, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var failure = host.Services.GetRequiredService<BridgeFailure>();
+        try
+        {
+            await host.RunAsync(cancellationToken);
+        }
+        catch (Exception e) when (Describe(e) is { } line)
+        {
+            await Console.Error.WriteLineAsync(line);
+            return e is OptionsValidationException or StartupCheckException ? Misconfigured : Failed;
+        }
+
+        if (failure.Error is { } error)
+        {
+            await Console.Error.WriteLineAsync(Describe(error));
+            return Failed;
+        }
+
+        return 0;
+    }
+
+    private static async Task<int> CheckAsync(FileInfo? config, CancellationToken cancellationToken)
+    {
+        using var host = BridgeHost.Build(config?.FullName);
+        try
+        {
+            _ = host.Services.GetRequiredService<IOptions<SynchroOptions>>().Value;
+            await host.Services.GetServices<IHostedService>().OfType<StartupService>().Single().StartAsync(cancellationToken);
+        }
+        catch (Exception e) when (Describe(e) is { } line)
+        {
+            await Console.Error.WriteLineAsync(line);
+            return Misconfigured;
+        }
+
+        await Console.Out.WriteLineAsync("synchro-bridge: all start-up checks passed.");
+        return 0;
+    }
+
+    /// <summary>One line for the operator: what is wrong and what to do.</summary>
+    public static string? Describe(Exception e) => e switch
+    {
+        OptionsValidationException invalid => "synchro-bridge: configuration error: " + string.Join(" ", invalid.Failures),
+        SynchroException synchro => "synchro-bridge: " + synchro.Message,
+        AggregateException { InnerExceptions.Count: 1 } aggregate => Describe(aggregate.InnerException!),
+        OperationCanceledException => null,
+        _ => $"synchro-bridge: stopped by an unexpected {e.GetType().Name}: {e.Message}",
+    };
+}

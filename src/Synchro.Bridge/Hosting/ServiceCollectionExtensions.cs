@@ -1,0 +1,88 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Polly;
+using Polly.Retry;
+using Synchro.Bridge.Buckets;
+using Synchro.Bridge.Position;
+using Synchro.Bridge.Publishing;
+using Synchro.Bridge.Replication;
+
+namespace Synchro.Bridge.Hosting;
+
+public static class ServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers the bridge: options (validated at start), start-up checks, the roles named in
+    /// <c>Synchro:Roles</c>, and the MassTransit bus (RabbitMQ when <c>Synchro:RabbitMq:Uri</c> is set, else in memory).
+    /// </summary>
+    public static IServiceCollection AddSynchroBridge(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(SynchroOptions.SectionName);
+        // Roles and transport shape the registrations, so they are read now; everything else is validated at start.
+        var settings = section.Get<SynchroOptions>() ?? new SynchroOptions();
+
+        services.AddOptions<SynchroOptions>().Bind(section).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SynchroOptions>, SynchroOptionsValidator>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<BridgeFailure>();
+        services.AddSingleton(sp => NpgsqlDataSource.Create(Options(sp).Postgres.ConnectionString));
+        services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
+        services.AddSingleton(sp => new BucketRuleSet(Options(sp).Tables));
+        services.TryAddSingleton<ISidecarStore, PostgresSidecarStore>();
+        services.AddSingleton<PostgresPositionStore>();
+        services.TryAddSingleton<IPositionStore>(sp => new ResilientPositionStore(sp.GetRequiredService<PostgresPositionStore>(), sp.GetRequiredService<Polly.Registry.ResiliencePipelineProvider<string>>()));
+        services.AddResiliencePipeline(ResilientPositionStore.PipelineName, pipeline => pipeline.AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<NpgsqlException>(e => e.IsTransient).Handle<TimeoutException>(),
+            MaxRetryAttempts = 8,
+            BackoffType = DelayBackoffType.Exponential,
+            UseJitter = true,
+            Delay = TimeSpan.FromMilliseconds(200),
+            MaxDelay = TimeSpan.FromSeconds(10),
+        }));
+        services.AddSingleton<ActiveRun>();
+        services.AddSingleton<ChangeSetPublisher>();
+
+        // Start-up checks are registered first: hosted services start in order, and the bus and
+        // the slot reader must not start against a database or broker that failed them.
+        services.AddHostedService<StartupService>();
+        services.AddMassTransit(bus => ConfigureBus(bus, settings));
+        services.AddOptions<MassTransitHostOptions>().Configure(o =>
+        {
+            o.WaitUntilStarted = true;
+            o.StartTimeout = TimeSpan.FromSeconds(30);
+            o.StopTimeout = TimeSpan.FromSeconds(30);
+        });
+        if (settings.Roles.HasFlag(BridgeRoles.Replication))
+            services.AddHostedService<ReplicationService>();
+        return services;
+    }
+
+    private static void ConfigureBus(IBusRegistrationConfigurator bus, SynchroOptions settings)
+    {
+        if (settings.Roles.HasFlag(BridgeRoles.Buckets))
+            bus.AddConsumer<BucketAssignmentConsumer, BucketAssignmentConsumerDefinition>();
+        if (settings.Roles.HasFlag(BridgeRoles.Replication))
+            bus.AddConsumer<ChangeSetAppliedConsumer, ChangeSetAppliedConsumerDefinition>();
+
+        if (string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
+        {
+            bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+            return;
+        }
+
+        bus.UsingRabbitMq((context, cfg) =>
+        {
+            cfg.Host(new Uri(settings.RabbitMq.Uri), host => host.RequestedConnectionTimeout(settings.RabbitMq.ConnectTimeout));
+            BusTopology.ConfigureChangeSetPublishing(cfg);
+            cfg.ConfigureEndpoints(context);
+        });
+    }
+
+    private static SynchroOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<SynchroOptions>>().Value;
+}

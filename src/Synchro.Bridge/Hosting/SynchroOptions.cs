@@ -1,0 +1,97 @@
+namespace Synchro.Bridge.Hosting;
+
+/// <summary>Root of the bridge's configuration, bound from the <c>Synchro</c> section.</summary>
+public sealed class SynchroOptions
+{
+    public const string SectionName = "Synchro";
+
+    /// <summary>Which roles this process runs. Default: all of them.</summary>
+    public BridgeRoles Roles { get; set; } = BridgeRoles.All;
+
+    public PostgresOptions Postgres { get; set; } = new();
+
+    public RabbitMqOptions RabbitMq { get; set; } = new();
+
+    public ReplicationOptions Replication { get; set; } = new();
+
+    public BatchingOptions Batching { get; set; } = new();
+
+    /// <summary>The tables to capture, with their bucket rules.</summary>
+    public List<TableOptions> Tables { get; set; } = [];
+}
+
+[Flags]
+public enum BridgeRoles
+{
+    None = 0,
+
+    /// <summary>Reads the slot, publishes change sets, acknowledges confirmed LSNs.</summary>
+    Replication = 1,
+
+    /// <summary>Consumes change sets and writes the sidecar tables.</summary>
+    Buckets = 2,
+
+    All = Replication | Buckets,
+}
+
+public sealed class PostgresOptions
+{
+    /// <summary>Npgsql connection string of the source database. The role needs REPLICATION.</summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Schema of the sidecar tables (sync_changelog, sync_bucket_edges, ...).</summary>
+    public string SidecarSchema { get; set; } = "public";
+}
+
+public sealed class RabbitMqOptions
+{
+    /// <summary>AMQP URI, for example <c>amqp://guest:guest@localhost:5672/</c>. Empty runs the bus in memory (single process).</summary>
+    public string Uri { get; set; } = "";
+
+    /// <summary>How long start-up waits for the broker before it gives up with an error.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+}
+
+public sealed class ReplicationOptions
+{
+    public string SlotName { get; set; } = "synchro_slot";
+
+    public string PublicationName { get; set; } = "synchro_pub";
+
+    /// <summary>When nothing is in flight, the server's keepalive position is acknowledged this often.</summary>
+    public TimeSpan IdleAckInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+public sealed class BatchingOptions
+{
+    /// <summary>A batch is flushed when it holds this many changes (a large transaction is cut into chunks of this size).</summary>
+    public int MaxBatchChanges { get; set; } = 5_000;
+
+    /// <summary>Largest change set on the bus; a batch's changes of one table are split into sets of at most this many.</summary>
+    public int MaxChangesPerSet { get; set; } = 1_000;
+
+    /// <summary>A batch of committed transactions waits at most this long before it is flushed.</summary>
+    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Batches published but not yet confirmed; reading the slot pauses while the window is full.</summary>
+    public int MaxInFlightBatches { get; set; } = 32;
+
+    /// <summary>Decoded events buffered between the slot reader and the batcher.</summary>
+    public int DecodedEventBuffer { get; set; } = 10_000;
+}
+
+/// <summary>One captured table and its bucket rule.</summary>
+public sealed class TableOptions
+{
+    /// <summary>The table, as <c>schema.table</c> or <c>table</c> (schema <c>public</c>).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>Column holding the owner; its value <c>v</c> puts the row in bucket <c>{BucketPrefix}:{v}</c>. Empty: every row is in <c>global</c>.</summary>
+    public string? OwnerColumn { get; set; }
+
+    /// <summary>Bucket prefix; default is the owner column without its <c>_id</c> suffix (<c>user_id</c> → <c>user</c>).</summary>
+    public string? BucketPrefix { get; set; }
+
+    /// <summary>When the owner column is NULL the row goes to <c>global</c> (true) or to no bucket (false).</summary>
+    public bool GlobalWhenNull { get; set; } = true;
+}

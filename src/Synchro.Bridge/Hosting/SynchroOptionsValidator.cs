@@ -1,0 +1,76 @@
+using Microsoft.Extensions.Options;
+using Synchro.Bridge.Replication;
+
+namespace Synchro.Bridge.Hosting;
+
+/// <summary>Validates the configuration at start-up with messages a person can act on.</summary>
+internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
+{
+    public ValidateOptionsResult Validate(string? name, SynchroOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var errors = new List<string>();
+
+        if (options.Roles == BridgeRoles.None)
+            errors.Add("Synchro:Roles is empty: give Replication, Buckets or both (the default).");
+        if (string.IsNullOrWhiteSpace(options.Postgres.ConnectionString))
+            errors.Add("Synchro:Postgres:ConnectionString is missing: set it to the source database, e.g. Host=localhost;Username=synchro;Password=...;Database=app.");
+        if (!string.IsNullOrWhiteSpace(options.RabbitMq.Uri) && !(Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri) && uri.Scheme is "amqp" or "amqps"))
+            errors.Add($"Synchro:RabbitMq:Uri '{options.RabbitMq.Uri}' is not an AMQP URI: write amqp://user:password@host:5672/vhost, or leave it empty for the in-memory bus.");
+        if (!TableName.IsPlainIdentifier(options.Replication.SlotName))
+            errors.Add($"Synchro:Replication:SlotName '{options.Replication.SlotName}' is not a valid slot name: use lower-case letters, digits and '_'.");
+        if (!TableName.IsPlainIdentifier(options.Replication.PublicationName))
+            errors.Add($"Synchro:Replication:PublicationName '{options.Replication.PublicationName}' is not a plain identifier: use lower-case letters, digits and '_'.");
+        if (!TableName.IsPlainIdentifier(options.Postgres.SidecarSchema))
+            errors.Add($"Synchro:Postgres:SidecarSchema '{options.Postgres.SidecarSchema}' is not a plain identifier: use lower-case letters, digits and '_'.");
+
+        ValidateBatching(options.Batching, errors);
+        ValidateTables(options.Tables, errors);
+        return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    private static void ValidateBatching(BatchingOptions batching, List<string> errors)
+    {
+        if (batching.MaxBatchChanges < 1)
+            errors.Add("Synchro:Batching:MaxBatchChanges must be at least 1.");
+        if (batching.MaxChangesPerSet < 1)
+            errors.Add("Synchro:Batching:MaxChangesPerSet must be at least 1.");
+        if (batching.MaxInFlightBatches < 1)
+            errors.Add("Synchro:Batching:MaxInFlightBatches must be at least 1.");
+        if (batching.DecodedEventBuffer < 1)
+            errors.Add("Synchro:Batching:DecodedEventBuffer must be at least 1.");
+        if (batching.MaxBatchDelay <= TimeSpan.Zero)
+            errors.Add("Synchro:Batching:MaxBatchDelay must be positive, e.g. 00:00:00.100.");
+    }
+
+    private static void ValidateTables(List<TableOptions> tables, List<string> errors)
+    {
+        if (tables.Count == 0)
+            errors.Add("Synchro:Tables is empty: list the tables to capture, e.g. Synchro__Tables__0__Name=public.todos and Synchro__Tables__0__OwnerColumn=user_id.");
+
+        var seen = new HashSet<TableName>();
+        for (var i = 0; i < tables.Count; i++)
+        {
+            var table = tables[i];
+            TableName parsed;
+            try
+            {
+                parsed = TableName.Parse(table.Name);
+            }
+            catch (FormatException e)
+            {
+                errors.Add($"Synchro:Tables:{i}:Name: {e.Message}");
+                continue;
+            }
+
+            if (!seen.Add(parsed))
+                errors.Add($"Synchro:Tables lists {parsed} twice: keep one entry per table.");
+            if (parsed.Name.StartsWith("sync_", StringComparison.Ordinal))
+                errors.Add($"Synchro:Tables:{i}: {parsed} looks like a sidecar table; the bridge writes those itself and must not capture them.");
+            if (table.OwnerColumn is { Length: > 0 } owner && !TableName.IsPlainIdentifier(owner))
+                errors.Add($"Synchro:Tables:{i}:OwnerColumn '{owner}' is not a plain column name: use lower-case letters, digits and '_'.");
+            if (table.BucketPrefix is { } prefix && (prefix.Length == 0 || prefix.Contains(':', StringComparison.Ordinal)))
+                errors.Add($"Synchro:Tables:{i}:BucketPrefix '{prefix}' must be non-empty and without ':'.");
+        }
+    }
+}

@@ -1,0 +1,11 @@
+namespace Synchro.Bridge.Position;
+
+/// <summary>Durable record of the LSN up to which everything downstream is applied, per slot.</summary>
+public interface IPositionStore
+{
+    /// <summary>The stored LSN of the slot, or null when none was stored yet.</summary>
+    Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken);
+
+    /// <summary>Stores the LSN; a lower LSN than the stored one never moves it back.</summary>
+    Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken);
+}

@@ -1,0 +1,18 @@
+using System.Collections.Concurrent;
+
+namespace Synchro.Bridge.Position;
+
+/// <summary>Position store for tests and throw-away runs: forgets everything when the process ends.</summary>
+public sealed class InMemoryPositionStore : IPositionStore
+{
+    private readonly ConcurrentDictionary<string, ulong> _positions = new(StringComparer.Ordinal);
+
+    public Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken) =>
+        Task.FromResult(_positions.TryGetValue(slotName, out var lsn) ? lsn : (ulong?)null);
+
+    public Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
+    {
+        _positions.AddOrUpdate(slotName, lsn, (_, stored) => Math.Max(stored, lsn));
+        return Task.CompletedTask;
+    }
+}

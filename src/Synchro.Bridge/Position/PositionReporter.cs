@@ -1,0 +1,75 @@
+using Microsoft.Extensions.Logging;
+using Synchro.Bridge.Replication;
+
+namespace Synchro.Bridge.Position;
+
+/// <summary>
+/// Moves acknowledged LSNs to durable storage and then to PostgreSQL, in that order: the flush LSN
+/// PostgreSQL sees never passes the one we stored. When nothing is in flight it also acknowledges
+/// the server's keepalive position, so writes to unpublished tables do not pin WAL.
+/// </summary>
+internal sealed class PositionReporter(IPositionStore store, string slotName, TimeSpan idleInterval, TimeProvider time, ILogger logger)
+{
+    private ulong _reported;
+
+    public async Task RunAsync(AckTracker tracker, SlotReader reader, CancellationToken cancellationToken)
+    {
+        (long MessagesSeen, ulong Lsn)? idleCandidate = null;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            if (await WaitForAckAsync(tracker, cancellationToken))
+            {
+                ulong lsn = 0;
+                while (tracker.Acknowledged.TryRead(out var next))
+                    lsn = next;
+                await ReportAsync(reader, lsn, cancellationToken);
+                idleCandidate = null;
+                continue;
+            }
+
+            // A keepalive position is only trusted when no message arrived across a whole interval
+            // after it was read: Npgsql may raise LastReceivedLsn just before handing us a Begin.
+            var idle = tracker.IsIdle && !reader.InTransaction && tracker.AcknowledgedLsn >= reader.LastCommitEnd;
+            if (!idle)
+            {
+                idleCandidate = null;
+                continue;
+            }
+
+            var seen = reader.MessagesSeen;
+            if (idleCandidate is { } candidate && candidate.MessagesSeen == seen && candidate.Lsn > _reported)
+                await ReportAsync(reader, candidate.Lsn, cancellationToken);
+            idleCandidate = (seen, reader.LastReceivedLsn);
+        }
+    }
+
+    private async Task<bool> WaitForAckAsync(AckTracker tracker, CancellationToken cancellationToken)
+    {
+        using var interval = new CancellationTokenSource(idleInterval, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, interval.Token);
+        try
+        {
+            return await tracker.Acknowledged.WaitToReadAsync(linked.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private async Task ReportAsync(SlotReader reader, ulong lsn, CancellationToken cancellationToken)
+    {
+        if (lsn <= _reported)
+            return;
+        await store.SaveAsync(slotName, lsn, cancellationToken);
+        await reader.ReportFlushedAsync(lsn, cancellationToken);
+        _reported = lsn;
+        PositionLog.Acknowledged(logger, slotName, new Lsn(lsn));
+    }
+}
+
+internal static partial class PositionLog
+{
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Slot {Slot} acknowledged up to {Lsn}")]
+    public static partial void Acknowledged(ILogger logger, string slot, Lsn lsn);
+}

@@ -1,0 +1,30 @@
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Bridge.Buckets;
+
+namespace Synchro.Bridge.Position;
+
+/// <summary>Keeps the confirmed LSN in <c>sync_wal_position</c>, next to the data it describes.</summary>
+public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTables tables) : IPositionStore
+{
+    public async Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT confirmed_lsn FROM {tables.WalPosition} WHERE slot_name = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
+        var result = await command.ExecuteScalarAsync(cancellationToken);
+        return result is NpgsqlLogSequenceNumber lsn ? (ulong)lsn : null;
+    }
+
+    public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            $"""
+            INSERT INTO {tables.WalPosition} AS p (slot_name, confirmed_lsn, updated_at) VALUES ($1, $2, now())
+            ON CONFLICT (slot_name) DO UPDATE
+              SET confirmed_lsn = GREATEST(p.confirmed_lsn, excluded.confirmed_lsn), updated_at = now()
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
+        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(lsn), NpgsqlDbType = NpgsqlDbType.PgLsn });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

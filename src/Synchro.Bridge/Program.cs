@@ -1,0 +1,3 @@
+using Synchro.Bridge.Hosting;
+
+return await CommandLine.Build().Parse(args).InvokeAsync();

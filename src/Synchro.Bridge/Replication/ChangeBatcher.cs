@@ -1,0 +1,103 @@
+using Synchro.Bridge.Hosting;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Replication;
+
+/// <summary>A cut of the stream, ready to publish: its change sets and the LSN it lets us acknowledge.</summary>
+/// <param name="Sequence">Position of the batch in the run; acknowledgements follow this order.</param>
+/// <param name="Parts">Change sets, one table each.</param>
+/// <param name="AckLsn">End LSN of the last transaction this batch completes; null when it only carries a chunk of an open transaction.</param>
+internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn)
+{
+    public int ChangeCount => Parts.Sum(p => p.Changes.Count);
+}
+
+/// <summary>
+/// Gathers decoded events into batches: whole committed transactions, flushed at a size or time
+/// limit, with transactions larger than the limit cut into chunks so memory stays bounded.
+/// Numbers the changes of each transaction; that number is half of every idempotency key.
+/// </summary>
+internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options)
+{
+    private readonly List<(TableName Table, RowChange Change)> _pending = [];
+    private TransactionBegun? _open;
+    private int _nextChangeIndex;
+    private ulong? _completedEndLsn;
+    private long _nextSequence;
+
+    /// <summary>True while a transaction's Begin has been seen and its Commit not yet.</summary>
+    public bool InTransaction => _open is not null;
+
+    /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
+    public bool HasPending => _pending.Count > 0 || _completedEndLsn is not null;
+
+    /// <summary>Takes one event; returns a batch when the size limit is reached.</summary>
+    public OutgoingBatch? Add(DecodedEvent decoded)
+    {
+        switch (decoded)
+        {
+            case TransactionBegun begun:
+                if (_open is not null)
+                    throw new UndecodableMessageException($"Transaction {begun.TransactionId} began while transaction {_open.TransactionId} was still open. Nothing past it was acknowledged; restart the bridge.");
+                _open = begun;
+                _nextChangeIndex = 0;
+                return null;
+
+            case RowChanged row:
+                AddRow(row);
+                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+
+            case TransactionCommitted committed:
+                if (_open is null)
+                    throw new UndecodableMessageException($"Commit at {committed.CommitLsn} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
+                _open = null;
+                _completedEndLsn = committed.EndLsn;
+                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+
+            default:
+                throw new ArgumentOutOfRangeException(nameof(decoded), decoded.GetType().Name, "Unknown decoded event.");
+        }
+    }
+
+    /// <summary>Flushes whatever is pending (the time limit, or shutdown).</summary>
+    public OutgoingBatch? Cut()
+    {
+        if (!HasPending)
+            return null;
+
+        var sequence = _nextSequence++;
+        var parts = new List<ChangeSet>();
+        foreach (var table in _pending.GroupBy(p => p.Table))
+        {
+            var changes = table.Select(p => p.Change).ToList();
+            for (var offset = 0; offset < changes.Count; offset += options.MaxChangesPerSet)
+            {
+                var slice = changes.GetRange(offset, Math.Min(options.MaxChangesPerSet, changes.Count - offset));
+                parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, slice));
+            }
+        }
+
+        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn);
+        _pending.Clear();
+        _completedEndLsn = null;
+        return batch;
+    }
+
+    private void AddRow(RowChanged row)
+    {
+        var open = _open ?? throw new UndecodableMessageException($"A change to {row.Table} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
+
+        if (row.OldRecordId is not null)
+        {
+            // A key change moves the row to another identity: the old record is gone, a new one appears.
+            Append(open, row.Table, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow);
+            Append(open, row.Table, ChangeOperation.Insert, row.RecordId, row.NewRow, null);
+            return;
+        }
+
+        Append(open, row.Table, row.Operation, row.RecordId, row.NewRow, row.OldRow);
+    }
+
+    private void Append(TransactionBegun open, TableName table, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow) =>
+        _pending.Add((table, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow)));
+}

@@ -1,0 +1,75 @@
+using System.Threading.Channels;
+using Npgsql;
+using Npgsql.Replication;
+using Npgsql.Replication.PgOutput;
+using NpgsqlTypes;
+
+namespace Synchro.Bridge.Replication;
+
+/// <summary>
+/// Holds the replication connection: streams the slot through the decoder into a bounded channel
+/// (a full channel stops the reading, so memory stays bounded), and sends flush positions back.
+/// </summary>
+internal sealed class SlotReader(string connectionString, string slotName, string publicationName) : IAsyncDisposable
+{
+    private readonly PgOutputDecoder _decoder = new();
+    private LogicalReplicationConnection? _connection;
+    private long _messagesSeen;
+    private int _inTransaction;
+    private ulong _lastCommitEnd;
+
+    /// <summary>Changes with every message the reader takes from the stream.</summary>
+    public long MessagesSeen => Interlocked.Read(ref _messagesSeen);
+
+    /// <summary>End LSN of the last commit read from the stream.</summary>
+    public ulong LastCommitEnd => Interlocked.Read(ref _lastCommitEnd);
+
+    public bool InTransaction => Volatile.Read(ref _inTransaction) == 1;
+
+    /// <summary>What the server last told us (a data message or a keepalive).</summary>
+    public ulong LastReceivedLsn => _connection is { } connection ? (ulong)connection.LastReceivedLsn : 0;
+
+    public async Task RunAsync(ChannelWriter<DecodedEvent> output, CancellationToken cancellationToken)
+    {
+        _connection = new LogicalReplicationConnection(connectionString);
+        await _connection.Open(cancellationToken);
+
+        var options = new PgOutputReplicationOptions(publicationName, PgOutputProtocolVersion.V1, binary: false);
+        try
+        {
+            await foreach (var message in _connection.StartReplication(new PgOutputReplicationSlot(slotName), options, cancellationToken))
+            {
+                Interlocked.Increment(ref _messagesSeen);
+                var decoded = await _decoder.DecodeAsync(message, cancellationToken);
+                if (decoded is TransactionBegun)
+                    Volatile.Write(ref _inTransaction, 1);
+                if (decoded is not null)
+                    await output.WriteAsync(decoded, cancellationToken);
+                if (decoded is TransactionCommitted committed)
+                {
+                    Interlocked.Exchange(ref _lastCommitEnd, committed.EndLsn);
+                    Volatile.Write(ref _inTransaction, 0);
+                }
+            }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
+        {
+            throw new SlotInUseException(slotName, e);
+        }
+    }
+
+    /// <summary>Tells PostgreSQL everything up to <paramref name="lsn"/> is durably applied, so it may release that WAL.</summary>
+    public async Task ReportFlushedAsync(ulong lsn, CancellationToken cancellationToken)
+    {
+        if (_connection is not { } connection)
+            return;
+        connection.SetReplicationStatus(new NpgsqlLogSequenceNumber(lsn));
+        await connection.SendStatusUpdate(cancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+            await _connection.DisposeAsync();
+    }
+}

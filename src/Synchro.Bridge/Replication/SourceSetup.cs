@@ -1,0 +1,145 @@
+using System.Net.Sockets;
+using Npgsql;
+using Synchro.Bridge.Hosting;
+
+namespace Synchro.Bridge.Replication;
+
+/// <summary>
+/// Start-up checks of the source database, each failing with what to do, then the objects the slot
+/// reader needs: the publication (kept equal to the configured tables) and the durable slot.
+/// </summary>
+internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options)
+{
+    private const string OutputPlugin = "pgoutput";
+
+    public async Task<NpgsqlConnection> ConnectAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await dataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
+        {
+            var builder = new NpgsqlConnectionStringBuilder(options.Postgres.ConnectionString);
+            throw new StartupCheckException(
+                $"Cannot connect to PostgreSQL at {builder.Host}:{builder.Port}, database '{builder.Database}' ({e.Message}). Start PostgreSQL or fix Synchro:Postgres:ConnectionString.", e);
+        }
+    }
+
+    /// <summary>Checks that hold for every role: the database is reachable and every table is usable.</summary>
+    public async Task CheckTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        foreach (var table in options.Tables.Select(t => TableName.Parse(t.Name)))
+        {
+            await using var command = new NpgsqlCommand(
+                """
+                SELECT c.relkind,
+                       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
+                       c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = $2
+                """, connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = table.Schema });
+            command.Parameters.Add(new NpgsqlParameter { Value = table.Name });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+                throw new StartupCheckException($"Table {table} does not exist in database '{connection.Database}'. Create it, or remove it from Synchro:Tables.");
+            var kind = reader.GetChar(0);
+            if (kind is not ('r' or 'p'))
+                throw new StartupCheckException($"{table} is not a table (relkind '{kind}'); only tables can be published. Remove it from Synchro:Tables.");
+            if (!reader.GetBoolean(1) && !reader.GetBoolean(2))
+                throw new TableWithoutKeyException(table.ToString());
+        }
+    }
+
+    /// <summary>Checks the slot reader needs, then creates or aligns the publication and the slot.</summary>
+    public async Task PrepareReplicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var walLevel = await ScalarAsync<string>(connection, "SHOW wal_level", cancellationToken);
+        if (walLevel != "logical")
+            throw new StartupCheckException(
+                $"PostgreSQL runs with wal_level = '{walLevel}'; logical replication needs 'logical'. Run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) and restart PostgreSQL.");
+
+        var canReplicate = await ScalarAsync<bool>(connection, "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user", cancellationToken);
+        if (!canReplicate)
+            throw new StartupCheckException(
+                $"Role '{connection.UserName}' may not start replication. Run ALTER ROLE {connection.UserName} WITH REPLICATION, or connect as a role that has it.");
+
+        await AlignPublicationAsync(connection, cancellationToken);
+        await EnsureSlotAsync(connection, cancellationToken);
+    }
+
+    private async Task AlignPublicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var publication = options.Replication.PublicationName;
+        var wanted = options.Tables.Select(t => TableName.Parse(t.Name)).ToHashSet();
+        var tableList = string.Join(", ", wanted.Select(t => t.Quoted));
+
+        await using var lookup = new NpgsqlCommand("SELECT puballtables FROM pg_publication WHERE pubname = $1", connection);
+        lookup.Parameters.Add(new NpgsqlParameter { Value = publication });
+        var allTables = await lookup.ExecuteScalarAsync(cancellationToken);
+        if (allTables is null)
+        {
+            await ExecuteAsync(connection, $"CREATE PUBLICATION {TableName.QuoteIdentifier(publication)} FOR TABLE {tableList}", cancellationToken);
+            return;
+        }
+
+        if (allTables is true)
+            throw new StartupCheckException(
+                $"Publication '{publication}' publishes ALL TABLES; the bridge manages its own publication of exactly Synchro:Tables. Drop it or choose another Synchro:Replication:PublicationName.");
+
+        var published = new HashSet<TableName>();
+        await using (var current = new NpgsqlCommand("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", connection))
+        {
+            current.Parameters.Add(new NpgsqlParameter { Value = publication });
+            await using var reader = await current.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+                published.Add(new TableName(reader.GetString(0), reader.GetString(1)));
+        }
+
+        if (!published.SetEquals(wanted))
+            await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
+    }
+
+    private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var slot = options.Replication.SlotName;
+        await using var lookup = new NpgsqlCommand("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1", connection);
+        lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
+        await using (var reader = await lookup.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                var plugin = reader.IsDBNull(0) ? "(physical)" : reader.GetString(0);
+                var database = reader.IsDBNull(1) ? "" : reader.GetString(1);
+                if (plugin != OutputPlugin || database != connection.Database)
+                    throw new StartupCheckException(
+                        $"Replication slot '{slot}' exists but is a {plugin} slot of database '{database}'; the bridge needs a pgoutput slot of '{connection.Database}'. Choose another Synchro:Replication:SlotName or drop that slot.");
+                return;
+            }
+        }
+
+        var freeSlots = await ScalarAsync<long>(connection,
+            "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)", cancellationToken);
+        if (freeSlots <= 0)
+            throw new StartupCheckException(
+                "PostgreSQL has no free replication slot (max_replication_slots is used up). Drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL.");
+
+        await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, $2)", connection);
+        create.Parameters.Add(new NpgsqlParameter { Value = slot });
+        create.Parameters.Add(new NpgsqlParameter { Value = OutputPlugin });
+        await create.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,14 @@
+namespace Synchro.Contracts;
+
+/// <summary>Row operation codes; the numbers are synchro's changelog operation codes.</summary>
+public enum ChangeOperation
+{
+    /// <summary>A row was inserted.</summary>
+    Insert = 1,
+
+    /// <summary>A row was updated.</summary>
+    Update = 2,
+
+    /// <summary>A row was deleted.</summary>
+    Delete = 3,
+}

@@ -1,0 +1,28 @@
+using MassTransit;
+
+namespace Synchro.Contracts;
+
+/// <summary>
+/// The changes of one table from one or more whole committed transactions, or one chunk of a large
+/// transaction, in commit order. Published to <see cref="WireNames.ChangeSetExchange"/> with routing
+/// key <c>schema.table</c>.
+/// </summary>
+/// <param name="Source">The replication slot the changes were read from; names the source database.</param>
+/// <param name="RunId">Identifies one run of the slot reader; confirmations from other runs are ignored.</param>
+/// <param name="BatchSequence">Sequence number of the batch inside the run; a batch is split into one or more change sets.</param>
+/// <param name="PartIndex">Index of this change set inside its batch.</param>
+/// <param name="PartCount">Number of change sets in the batch.</param>
+/// <param name="Schema">Schema of the table.</param>
+/// <param name="Table">Name of the table.</param>
+/// <param name="Changes">The row changes, in commit order.</param>
+[MessageUrn(WireNames.ChangeSetUrn)]
+[EntityName(WireNames.ChangeSetExchange)]
+public sealed record ChangeSet(
+    string Source,
+    Guid RunId,
+    long BatchSequence,
+    int PartIndex,
+    int PartCount,
+    string Schema,
+    string Table,
+    IReadOnlyList<RowChange> Changes);

@@ -1,0 +1,23 @@
+namespace Synchro.Contracts;
+
+/// <summary>
+/// Stable names on the wire. Subscribers in any language bind to these; they never change with a
+/// refactor of namespaces or type names.
+/// </summary>
+public static class WireNames
+{
+    /// <summary>Topic exchange carrying <see cref="ChangeSet"/>; routing key is <c>schema.table</c>.</summary>
+    public const string ChangeSetExchange = "synchro.change-set";
+
+    /// <summary>Exchange carrying <see cref="ChangeSetApplied"/> confirmations back to the slot reader.</summary>
+    public const string ChangeSetAppliedExchange = "synchro.change-set-applied";
+
+    /// <summary>Message type of <see cref="ChangeSet"/>; on the wire it reads <c>urn:message:synchro:change-set:v1</c>.</summary>
+    public const string ChangeSetUrn = "synchro:change-set:v1";
+
+    /// <summary>Message type of <see cref="ChangeSetApplied"/>; on the wire it reads <c>urn:message:synchro:change-set-applied:v1</c>.</summary>
+    public const string ChangeSetAppliedUrn = "synchro:change-set-applied:v1";
+
+    /// <summary>The routing key of a table's change sets: <c>schema.table</c>, as PostgreSQL names them.</summary>
+    public static string RoutingKey(string schema, string table) => schema + "." + table;
+}
