@@ -21,10 +21,14 @@ public static class CommandLine
         var check = new Command("check", "Run the start-up checks (configuration, PostgreSQL, RabbitMQ, publication, slot) and exit.") { configOption };
         check.SetAction((parse, ct) => CheckAsync(parse.GetValue(configOption), ct));
 
+        var health = new Command("health", "Exit 0 when the running bridge reports itself healthy (reads Synchro:Health:File); for container health checks.") { configOption };
+        health.SetAction((parse, ct) => HealthAsync(parse.GetValue(configOption), ct));
+
         var root = new RootCommand("Synchro Bridge: PostgreSQL logical replication → typed change sets on MassTransit/RabbitMQ → sync buckets.")
         {
             run,
             check,
+            health,
             DemoCommand.Build(),
         };
         root.SetAction((parse, ct) => RunAsync(null, ct));
@@ -34,13 +38,14 @@ public static class CommandLine
     private static async Task<int> RunAsync(FileInfo? config, CancellationToken cancellationToken)
     {
         using var host = BridgeHost.Build(config?.FullName);
-        return await RunHostAsync(host, cancellationToken);
+        return await RunHostAsync(host, Console.Error, cancellationToken);
     }
 
     /// <summary>Runs a host to its end and turns what stopped it into one line and an exit code.</summary>
-    public static async Task<int> RunHostAsync(IHost host, CancellationToken cancellationToken)
+    public static async Task<int> RunHostAsync(IHost host, TextWriter errors, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(errors);
         var failure = host.Services.GetRequiredService<BridgeFailure>();
         try
         {
@@ -48,13 +53,13 @@ public static class CommandLine
         }
         catch (Exception e) when (Describe(e) is { } line)
         {
-            await Console.Error.WriteLineAsync(line);
+            await errors.WriteLineAsync(line);
             return e is OptionsValidationException or StartupCheckException ? Misconfigured : Failed;
         }
 
         if (failure.Error is { } error)
         {
-            await Console.Error.WriteLineAsync(Describe(error));
+            await errors.WriteLineAsync(Describe(error));
             return Failed;
         }
 
@@ -77,6 +82,16 @@ public static class CommandLine
 
         await Console.Out.WriteLineAsync("synchro-bridge: all start-up checks passed.");
         return 0;
+    }
+
+    private static async Task<int> HealthAsync(FileInfo? config, CancellationToken cancellationToken)
+    {
+        using var host = BridgeHost.Build(config?.FullName);
+        var path = host.Services.GetRequiredService<IOptions<SynchroOptions>>().Value.Health.File;
+        // Three missed writes mean the bridge is hung, not merely busy.
+        var (healthy, detail) = await HealthFile.CheckAsync(path, HealthFileWriter.Interval * 3, TimeProvider.System.GetUtcNow(), cancellationToken);
+        await (healthy ? Console.Out : Console.Error).WriteLineAsync("synchro-bridge: " + (healthy ? "healthy" : "unhealthy") + ": " + detail);
+        return healthy ? 0 : Failed;
     }
 
     /// <summary>One line for the operator: what is wrong and what to do.</summary>

@@ -60,6 +60,9 @@ public static class ServiceCollectionExtensions
         });
         if (settings.Roles.HasFlag(BridgeRoles.Replication))
             services.AddHostedService<ReplicationService>();
+        services.AddSingleton<BridgeHealth>();
+        if (!string.IsNullOrWhiteSpace(settings.Health.File))
+            services.AddHostedService<HealthFileWriter>();
         return services;
     }
 

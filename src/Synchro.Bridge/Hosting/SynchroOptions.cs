@@ -16,6 +16,8 @@ public sealed class SynchroOptions
 
     public BatchingOptions Batching { get; set; } = new();
 
+    public HealthOptions Health { get; set; } = new();
+
     /// <summary>The tables to capture, with their bucket rules.</summary>
     public List<TableOptions> Tables { get; set; } = [];
 }
@@ -94,4 +96,13 @@ public sealed class TableOptions
 
     /// <summary>When the owner column is NULL the row goes to <c>global</c> (true) or to no bucket (false).</summary>
     public bool GlobalWhenNull { get; set; } = true;
+}
+
+public sealed class HealthOptions
+{
+    /// <summary>File the running bridge rewrites with its health every few seconds; <c>synchro-bridge health</c> reads it. Empty: none.</summary>
+    public string File { get; set; } = "";
+
+    /// <summary>Health is red when batches are in flight but the acknowledged LSN has not moved for this long (a poison message, a stopped consumer).</summary>
+    public TimeSpan AckStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
 }

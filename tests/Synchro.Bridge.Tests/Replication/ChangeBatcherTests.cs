@@ -1,0 +1,112 @@
+using Synchro.Bridge.Hosting;
+using Synchro.Bridge.Replication;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Tests.Replication;
+
+public sealed class ChangeBatcherTests
+{
+    private static readonly TableName Todos = new("public", "todos");
+    private static readonly TableName Orders = new("public", "orders");
+
+    private static ChangeBatcher Batcher(int maxBatchChanges = 100, int maxChangesPerSet = 100) =>
+        new("slot", Guid.Empty, new BatchingOptions { MaxBatchChanges = maxBatchChanges, MaxChangesPerSet = maxChangesPerSet });
+
+    private static RowChanged Row(TableName table, string id, string? oldId = null) =>
+        new(table, ChangeOperation.Update, id, [ColumnValue.Of("id", "int8", id)], oldId is null ? null : [ColumnValue.Of("id", "int8", oldId)], oldId);
+
+    [Fact]
+    public void changes_are_numbered_inside_each_transaction_and_grouped_per_table()
+    {
+        var batcher = Batcher();
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "1"));
+        batcher.Add(Row(Orders, "9"));
+        batcher.Add(Row(Todos, "2"));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+        batcher.Add(new TransactionBegun(2, 2000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "1"));
+        batcher.Add(new TransactionCommitted(2000, 2010));
+
+        var batch = batcher.Cut();
+
+        Assert.NotNull(batch);
+        Assert.Equal(2010UL, batch.AckLsn);
+        Assert.Equal(2, batch.Parts.Count);
+        var todos = batch.Parts.Single(p => p.Table == "todos");
+        Assert.Equal([(1000UL, 0, "1"), (1000UL, 2, "2"), (2000UL, 0, "1")], todos.Changes.Select(c => (c.CommitLsn, c.ChangeIndex, c.RecordId)));
+        var orders = batch.Parts.Single(p => p.Table == "orders");
+        Assert.Equal([(1000UL, 1, "9")], orders.Changes.Select(c => (c.CommitLsn, c.ChangeIndex, c.RecordId)));
+        Assert.All(batch.Parts, p => Assert.Equal(2, p.PartCount));
+        Assert.Equal([0, 1], batch.Parts.Select(p => p.PartIndex));
+    }
+
+    [Fact]
+    public void a_transaction_larger_than_the_batch_is_cut_into_chunks_that_acknowledge_nothing_until_its_commit()
+    {
+        var batcher = Batcher(maxBatchChanges: 2);
+        Assert.Null(batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt)));
+        Assert.Null(batcher.Add(Row(Todos, "1")));
+        var first = batcher.Add(Row(Todos, "2"));
+        Assert.Null(batcher.Add(Row(Todos, "3")));
+        Assert.Null(batcher.Add(new TransactionCommitted(1000, 1010)));
+        var last = batcher.Cut();
+
+        Assert.NotNull(first);
+        Assert.Null(first.AckLsn);
+        Assert.Equal([0, 1], first.Parts.Single().Changes.Select(c => c.ChangeIndex));
+        Assert.NotNull(last);
+        Assert.Equal(1010UL, last.AckLsn);
+        Assert.Equal([2], last.Parts.Single().Changes.Select(c => c.ChangeIndex));
+        Assert.Equal([0L, 1L], new[] { first.Sequence, last.Sequence });
+    }
+
+    [Fact]
+    public void a_table_with_more_changes_than_a_set_holds_is_split_in_order()
+    {
+        var batcher = Batcher(maxChangesPerSet: 2);
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        foreach (var id in new[] { "1", "2", "3", "4", "5" })
+            batcher.Add(Row(Todos, id));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+
+        var batch = batcher.Cut()!;
+
+        Assert.Equal(3, batch.Parts.Count);
+        Assert.Equal(["1", "2", "3", "4", "5"], batch.Parts.SelectMany(p => p.Changes).Select(c => c.RecordId));
+    }
+
+    [Fact]
+    public void an_update_that_changes_the_key_becomes_a_delete_of_the_old_record_and_an_insert_of_the_new()
+    {
+        var batcher = Batcher();
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "2", oldId: "1"));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+
+        var changes = batcher.Cut()!.Parts.Single().Changes;
+
+        Assert.Equal([(ChangeOperation.Delete, "1", 0), (ChangeOperation.Insert, "2", 1)], changes.Select(c => (c.Operation, c.RecordId, c.ChangeIndex)));
+    }
+
+    [Fact]
+    public void a_commit_without_changes_still_yields_its_acknowledgement()
+    {
+        var batcher = Batcher();
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+
+        var batch = batcher.Cut()!;
+
+        Assert.Empty(batch.Parts);
+        Assert.Equal(1010UL, batch.AckLsn);
+        Assert.Null(batcher.Cut());
+    }
+
+    [Fact]
+    public void a_change_outside_a_transaction_stops_with_an_error()
+    {
+        var error = Assert.Throws<UndecodableMessageException>(() => Batcher().Add(Row(Todos, "1")));
+        Assert.Contains("outside a transaction", error.Message, StringComparison.Ordinal);
+    }
+}
