@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI.
+# Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI, plus a
+# second, small PostgreSQL 15 cluster with wal_level=replica so that tests can check the
+# bridge refuses to start against a server without logical decoding.
 #
-#   scripts/servers.sh up            start (or reuse) both servers, print export lines
+#   scripts/servers.sh up            start (or reuse) all servers, print export lines
 #   scripts/servers.sh env           print export lines:  eval "$(scripts/servers.sh env)"
-#   scripts/servers.sh status        say what is running (exit 0 only if both are up)
+#   scripts/servers.sh status        say what is running (exit 0 only if all are up)
 #   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
 #
 # Everything lives under <repo>/.servers/, every listener is on loopback only,
@@ -37,7 +39,8 @@ die() { printf 'servers.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 usage() {
     cat >&2 <<'EOF'
 usage: scripts/servers.sh up|env|status|down [--wipe]
-  up      start PostgreSQL 15 + RabbitMQ on loopback (reuses running ones), print exports
+  up      start PostgreSQL 15 (+ a wal_level=replica one) and RabbitMQ on loopback
+          (reuses running ones), print exports
   env     print the export lines (eval "$(scripts/servers.sh env)")
   status  show what is running
   down    stop the servers this script started; --wipe also deletes .servers/
@@ -56,18 +59,20 @@ port_in_use() {
 }
 
 # Stay below the kernel's ephemeral range so outgoing connections never hold our ports.
+# Never returns a port already recorded in ports.env (known_ports), even a stopped
+# server's: that server may be about to start on it.
 pick_port() {
     local p taken i
     for i in $(seq 1 500); do
         p=$((20000 + RANDOM % 12000))
-        for taken in "$@"; do [ "$p" = "$taken" ] && continue 2; done
+        for taken in $(known_ports); do [ "$p" = "$taken" ] && continue 2; done
         port_in_use "$p" || { echo "$p"; return 0; }
     done
     die "could not find a free loopback port in 20000-31999"
 }
 
 load_ports() {
-    PG_PORT= AMQP_PORT= MGMT_PORT= DIST_PORT= EPMD_PORT=
+    PG_PORT= PG_REPLICA_PORT= AMQP_PORT= MGMT_PORT= DIST_PORT= EPMD_PORT=
     # shellcheck disable=SC1090
     [ -f "$PORTS_FILE" ] && . "$PORTS_FILE"
     RMQ_NODE="synchro-${AMQP_PORT}@localhost"
@@ -78,6 +83,7 @@ save_ports() {
     cat >"$tmp" <<EOF
 # Chosen by scripts/servers.sh; reused by later up/env/down.
 PG_PORT=$PG_PORT
+PG_REPLICA_PORT=$PG_REPLICA_PORT
 AMQP_PORT=$AMQP_PORT
 MGMT_PORT=$MGMT_PORT
 DIST_PORT=$DIST_PORT
@@ -87,9 +93,14 @@ EOF
     RMQ_NODE="synchro-${AMQP_PORT}@localhost"
 }
 
+# Every port recorded so far (unset ones drop out when the output is word-split).
+known_ports() {
+    echo "$PG_PORT $PG_REPLICA_PORT $AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
+}
+
 print_env() {
     load_ports
-    [ -n "$PG_PORT" ] && [ -n "$AMQP_PORT" ] && [ -n "$MGMT_PORT" ] ||
+    [ -n "$PG_PORT" ] && [ -n "$PG_REPLICA_PORT" ] && [ -n "$AMQP_PORT" ] && [ -n "$MGMT_PORT" ] ||
         die "no servers configured in $SRV; run: scripts/servers.sh up"
     cat <<EOF
 export SYNCHRO_PG_HOST=127.0.0.1
@@ -101,6 +112,7 @@ export PGHOST=127.0.0.1
 export PGPORT=$PG_PORT
 export PGUSER=postgres
 export PGPASSWORD=postgres
+export SYNCHRO_TEST_PG_WAL_REPLICA="Host=127.0.0.1;Port=$PG_REPLICA_PORT;Username=postgres;Password=postgres;Database=postgres"
 EOF
 }
 
@@ -127,11 +139,12 @@ as_pg() {
 
 # Where the PG files live. Normally .servers/pg, but when running as root the PG user
 # must be able to traverse the path; if the repo sits under e.g. /root it cannot, so
-# fall back to /tmp and remember that choice in .servers/pg.location.
+# fall back to /tmp and remember that choice in .servers/pg.location. The other
+# cluster's directory goes next to it (PG_ROOT), so the same choice covers both.
 resolve_pg_paths() {
-    local loc_file="$SRV/pg.location"
+    local loc_file="$SRV/pg.location" base
     if [ -f "$loc_file" ]; then
-        PG_BASE=$(cat "$loc_file")
+        base=$(cat "$loc_file")
     elif [ "$IS_ROOT" = 1 ] && ! runuser -u "$PG_SYSTEM_USER" -- test -x "$SRV" 2>/dev/null; then
         local fb="/tmp/synchro-servers-$REPO_HASH"
         if [ -e "$fb" ] && [ "$(stat -c %u "$fb")" != 0 ]; then
@@ -139,19 +152,61 @@ resolve_pg_paths() {
         fi
         mkdir -p "$fb"
         chmod 755 "$fb"
-        PG_BASE="$fb/pg"
-        log "$PG_SYSTEM_USER cannot traverse $SRV; PostgreSQL data goes to $PG_BASE"
-        printf '%s\n' "$PG_BASE" >"$loc_file"
+        base="$fb/pg"
+        log "$PG_SYSTEM_USER cannot traverse $SRV; PostgreSQL data goes to $fb"
+        printf '%s\n' "$base" >"$loc_file"
     else
-        PG_BASE="$SRV/pg"
+        base="$SRV/pg"
     fi
+    PG_MAIN_BASE=$base
+    PG_ROOT=$(dirname "$base")
+}
+
+# The two clusters are created, started, stopped and owned the same way; they differ only
+# in directory, port and the settings in pg_write_conf. Every pg_* function below works
+# on the cluster last chosen here (resolve_pg_paths must have run):
+#   main     wal_level=logical, what the bridge and most tests use     port PG_PORT
+#   replica  wal_level=replica, for "bridge refuses this server" tests  port PG_REPLICA_PORT
+PG_CLUSTERS="main replica"
+pg_select() {
+    PG_CLUSTER=$1
+    case $1 in
+        main)
+            PG_BASE=$PG_MAIN_BASE
+            PG_PORT_VAR=PG_PORT
+            PG_LABEL=PostgreSQL
+            PG_STATUS_NAME=postgresql ;;
+        replica)
+            PG_BASE="$PG_ROOT/pg-replica"
+            PG_PORT_VAR=PG_REPLICA_PORT
+            PG_LABEL="PostgreSQL wal_level=replica"
+            PG_STATUS_NAME=pg-replica ;;
+        *) die "unknown PostgreSQL cluster '$1'" ;;
+    esac
+    PG_CLUSTER_PORT=${!PG_PORT_VAR}
     PGDATA_DIR="$PG_BASE/data"
     PG_LOG="$PG_BASE/postgresql.log"
     PG_SOCK_DIR="$PG_BASE/run"
-    # Unix socket paths are limited to ~107 bytes.
+    # Unix socket paths are limited to ~107 bytes; then /tmp/synchro-pg[-replica]-<hash>.
     if [ $((${#PG_SOCK_DIR} + 20)) -gt 100 ]; then
-        PG_SOCK_DIR="/tmp/synchro-pg-$REPO_HASH"
+        PG_SOCK_DIR="/tmp/synchro-$(basename "$PG_BASE")-$REPO_HASH"
     fi
+}
+
+# Before starting the selected cluster: if it is down and its recorded port is unset or
+# has since been taken by someone else, pick a new one (and set PORTS_CHANGED=1).
+pg_ensure_port() {
+    if pg_running; then
+        [ -n "$PG_CLUSTER_PORT" ] && return 0
+        die "$PG_LABEL is running but $PORTS_FILE has no port for it; run: scripts/servers.sh down"
+    fi
+    [ -n "$PG_CLUSTER_PORT" ] && ! port_in_use "$PG_CLUSTER_PORT" && return 0
+    [ -n "$PG_CLUSTER_PORT" ] && log "port $PG_CLUSTER_PORT is taken; picking a new $PG_LABEL port"
+    local p
+    p=$(pick_port)
+    printf -v "$PG_PORT_VAR" '%s' "$p"
+    PG_CLUSTER_PORT=$p
+    PORTS_CHANGED=1
 }
 
 pg_prepare_dirs() {
@@ -172,8 +227,8 @@ pg_running() {
 pg_pid() { head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
 
 pg_ready() {
-    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -t 3 &&
-        [ "$(PGPASSWORD=postgres PGCONNECT_TIMEOUT=3 "$PSQL" -X -h 127.0.0.1 -p "$PG_PORT" \
+    "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PG_CLUSTER_PORT" -U postgres -d postgres -t 3 &&
+        [ "$(PGPASSWORD=postgres PGCONNECT_TIMEOUT=3 "$PSQL" -X -h 127.0.0.1 -p "$PG_CLUSTER_PORT" \
             -U postgres -d postgres -Atqc 'select 1' 2>/dev/null)" = 1 ]
 }
 
@@ -224,11 +279,15 @@ EOF
 
 pg_write_conf() {
     local sock=${PG_SOCK_DIR//\'/\'\'}
-    cat >"$PGDATA_DIR/synchro.conf" <<EOF
+    {
+        cat <<EOF
 # Written by scripts/servers.sh at every start.
 listen_addresses = '127.0.0.1'
-port = $PG_PORT
+port = $PG_CLUSTER_PORT
 unix_socket_directories = '$sock'
+EOF
+        case $PG_CLUSTER in
+            main) cat <<'EOF'
 wal_level = logical
 max_replication_slots = 50
 max_wal_senders = 50
@@ -241,6 +300,19 @@ full_page_writes = off
 shared_buffers = 256MB
 logging_collector = off
 EOF
+            ;;
+            replica) cat <<'EOF'
+# Exists only for tests that the bridge refuses it: server defaults except for the
+# point being made (wal_level) and what keeps it small and fast.
+wal_level = replica
+shared_buffers = 32MB
+max_connections = 20
+fsync = off
+logging_collector = off
+EOF
+            ;;
+        esac
+    } >"$PGDATA_DIR/synchro.conf"
     [ "$IS_ROOT" = 1 ] && chown "$PG_SYSTEM_USER:" "$PGDATA_DIR/synchro.conf"
     return 0
 }
@@ -249,30 +321,40 @@ pg_start() {
     pg_prepare_dirs
     pg_init
     pg_write_conf
-    log "starting PostgreSQL on 127.0.0.1:$PG_PORT (data: $PGDATA_DIR)"
+    log "starting $PG_LABEL on 127.0.0.1:$PG_CLUSTER_PORT (data: $PGDATA_DIR)"
     # pg_ctl -l sends the postmaster's stdin/stdout/stderr to /dev/null and the log,
-    # so nothing holds the caller's stdout open.
-    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -w -t "$TIMEOUT" start >&2; then
+    # so nothing holds the caller's stdout open. -W: do not wait here, so that all
+    # servers start in parallel; pg_wait_ready does the waiting.
+    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -W start >&2; then
         pg_log_tail
-        die "PostgreSQL did not start"
+        die "$PG_LABEL did not start"
     fi
 }
 
+# pg_ctl start -W returns before the new postmaster has written postmaster.pid, so for
+# this many seconds "not running" may mean "not yet" rather than "died".
+PG_PID_GRACE=10
+
 pg_wait_ready() {
-    local deadline=$((SECONDS + TIMEOUT))
+    local deadline=$((SECONDS + TIMEOUT)) grace_end=$((SECONDS + PG_PID_GRACE)) seen=0
     until pg_ready; do
-        if ! pg_running; then pg_log_tail; die "PostgreSQL exited while starting"; fi
+        if pg_running; then
+            seen=1
+        elif [ "$seen" = 1 ] || [ "$SECONDS" -ge "$grace_end" ]; then
+            pg_log_tail
+            die "$PG_LABEL exited while starting"
+        fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             pg_log_tail
-            die "PostgreSQL not ready on 127.0.0.1:$PG_PORT after ${TIMEOUT}s"
+            die "$PG_LABEL not ready on 127.0.0.1:$PG_CLUSTER_PORT after ${TIMEOUT}s"
         fi
-        sleep 1
+        sleep 0.2
     done
 }
 
 pg_stop() {
     if pg_running; then
-        log "stopping PostgreSQL (pid $(pg_pid))"
+        log "stopping $PG_LABEL (pid $(pg_pid))"
         as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
             die "pg_ctl stop failed for $PGDATA_DIR"
     fi
@@ -568,17 +650,15 @@ cmd_up() {
     ensure_pg_user
     resolve_pg_paths
 
-    local pg_up=0 rmq_up=0
-    if [ -n "$PG_PORT" ] && pg_running; then pg_up=1; fi
+    local rmq_up=0 c
     if [ -n "$AMQP_PORT" ] && rmq_running; then rmq_up=1; fi
 
     # A stopped server's persisted ports may since have been taken by someone else.
-    local changed=0
-    if [ "$pg_up" = 0 ] && { [ -z "$PG_PORT" ] || port_in_use "$PG_PORT"; }; then
-        [ -n "$PG_PORT" ] && log "port $PG_PORT is taken; picking a new PostgreSQL port"
-        PG_PORT=$(pick_port "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT" "$EPMD_PORT")
-        changed=1
-    fi
+    PORTS_CHANGED=0
+    for c in $PG_CLUSTERS; do
+        pg_select "$c"
+        pg_ensure_port
+    done
     if [ "$rmq_up" = 0 ]; then
         epmd_stop   # a leftover epmd of ours would make its own port look taken
         local p busy=0
@@ -588,29 +668,37 @@ cmd_up() {
         if [ "$busy" = 1 ]; then
             [ -n "$AMQP_PORT" ] && log "a RabbitMQ port is taken; picking new RabbitMQ ports"
             [ -n "$AMQP_PORT" ] && rm -rf "$RMQ_DIR/mnesia/synchro-${AMQP_PORT}@localhost"*
-            AMQP_PORT=$(pick_port "$PG_PORT")
-            MGMT_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT")
-            DIST_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT" "$MGMT_PORT")
-            EPMD_PORT=$(pick_port "$PG_PORT" "$AMQP_PORT" "$MGMT_PORT" "$DIST_PORT")
-            changed=1
+            AMQP_PORT=$(pick_port)
+            MGMT_PORT=$(pick_port)
+            DIST_PORT=$(pick_port)
+            EPMD_PORT=$(pick_port)
+            PORTS_CHANGED=1
         fi
     fi
-    [ "$changed" = 1 ] && save_ports
+    [ "$PORTS_CHANGED" = 1 ] && save_ports
 
     # Install first so a machine that cannot install RabbitMQ fails before starting anything.
     [ "$rmq_up" = 1 ] || ensure_rabbitmq_installed
 
-    if [ "$pg_up" = 1 ]; then
-        log "PostgreSQL already running (pid $(pg_pid), port $PG_PORT)"
-    else
-        pg_start
-    fi
+    # Start whatever is down (each one alone if only it died), and only then wait, so
+    # the servers come up in parallel.
+    for c in $PG_CLUSTERS; do
+        pg_select "$c"
+        if pg_running; then
+            log "$PG_LABEL already running (pid $(pg_pid), port $PG_CLUSTER_PORT)"
+        else
+            pg_start
+        fi
+    done
     if [ "$rmq_up" = 1 ]; then
         log "RabbitMQ already running (node $RMQ_NODE)"
     else
         rmq_start
     fi
-    pg_wait_ready
+    for c in $PG_CLUSTERS; do
+        pg_select "$c"
+        pg_wait_ready
+    done
     rmq_wait_ready
     print_env
 }
@@ -629,15 +717,25 @@ cmd_down() {
     lock
     load_ports
     [ "$IS_ROOT" = 1 ] && ! id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 && PG_MISSING_USER=1
+    local c
     if [ -z "${PG_MISSING_USER:-}" ]; then
         resolve_pg_paths
-        pg_stop
+        for c in $PG_CLUSTERS; do
+            pg_select "$c"
+            pg_stop
+        done
     fi
     [ -n "$AMQP_PORT" ] && rmq_stop
     if [ "$wipe" = 1 ]; then
         log "removing $SRV"
-        [ -n "${PG_BASE:-}" ] && [ "$PG_BASE" != "$SRV/pg" ] && rm -rf "$(dirname "$PG_BASE")"
-        [ -n "${PG_SOCK_DIR:-}" ] && [ "$PG_SOCK_DIR" = "/tmp/synchro-pg-$REPO_HASH" ] && rm -rf "$PG_SOCK_DIR"
+        if [ -n "${PG_ROOT:-}" ]; then
+            # The /tmp fallback holds every cluster's directory.
+            [ "$PG_ROOT" != "$SRV" ] && rm -rf "$PG_ROOT"
+            for c in $PG_CLUSTERS; do
+                pg_select "$c"
+                [ "$PG_SOCK_DIR" = "/tmp/synchro-$(basename "$PG_BASE")-$REPO_HASH" ] && rm -rf "$PG_SOCK_DIR"
+            done
+        fi
         rm -rf "$SRV"
     fi
     log "down"
@@ -649,19 +747,23 @@ cmd_status() {
         echo "no servers configured ($SRV/ports.env missing)"
         return 1
     fi
-    local rc=0
+    local rc=0 c
     if [ "$IS_ROOT" = 1 ] && ! id -u "$PG_SYSTEM_USER" >/dev/null 2>&1; then
         echo "postgresql: not running"
+        echo "pg-replica: not running"
         rc=1
     else
         resolve_pg_paths
-        if pg_running; then
-            echo "postgresql: running pid $(pg_pid) on 127.0.0.1:$PG_PORT (data $PGDATA_DIR)"
-            pg_ready || { echo "postgresql: WARNING not answering queries"; rc=1; }
-        else
-            echo "postgresql: not running (data $PGDATA_DIR)"
-            rc=1
-        fi
+        for c in $PG_CLUSTERS; do
+            pg_select "$c"
+            if pg_running; then
+                echo "$PG_STATUS_NAME: running pid $(pg_pid) on 127.0.0.1:$PG_CLUSTER_PORT (data $PGDATA_DIR)"
+                pg_ready || { echo "$PG_STATUS_NAME: WARNING not answering queries"; rc=1; }
+            else
+                echo "$PG_STATUS_NAME: not running (data $PGDATA_DIR)"
+                rc=1
+            fi
+        done
     fi
     if rmq_running; then
         echo "rabbitmq:   running node $RMQ_NODE pid $(read_pid "$RMQ_DIR/rabbitmq.pid") amqp 127.0.0.1:$AMQP_PORT management http://127.0.0.1:$MGMT_PORT/"

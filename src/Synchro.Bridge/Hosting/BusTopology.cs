@@ -16,9 +16,12 @@ internal static class BusTopology
         bus.Publish<ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
         bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Schema, context.Message.Table)));
     }
+}
 
-    /// <summary>Identifies this process; its confirmation queue is its own.</summary>
-    public static readonly string InstanceId = Guid.NewGuid().ToString("N")[..12];
+/// <summary>Identifies one bridge host; its confirmation queue is its own.</summary>
+internal sealed class BridgeInstance
+{
+    public string Id { get; } = Guid.NewGuid().ToString("N")[..12];
 }
 
 /// <summary>
@@ -56,10 +59,11 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
 /// <summary>Confirmations go to a queue of this process alone: a hot standby must not take them.</summary>
 internal sealed class ChangeSetAppliedConsumerDefinition : ConsumerDefinition<ChangeSetAppliedConsumer>
 {
-    public ChangeSetAppliedConsumerDefinition(IOptions<SynchroOptions> options)
+    public ChangeSetAppliedConsumerDefinition(IOptions<SynchroOptions> options, BridgeInstance instance)
     {
         ArgumentNullException.ThrowIfNull(options);
-        EndpointName = $"synchro.{options.Value.Replication.SlotName}.applied.{BusTopology.InstanceId}";
+        ArgumentNullException.ThrowIfNull(instance);
+        EndpointName = $"synchro.{options.Value.Replication.SlotName}.applied.{instance.Id}";
     }
 
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<ChangeSetAppliedConsumer> consumerConfigurator, IRegistrationContext context)

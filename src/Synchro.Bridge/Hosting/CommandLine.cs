@@ -51,10 +51,14 @@ public static class CommandLine
         {
             await host.RunAsync(cancellationToken);
         }
-        catch (Exception e) when (Describe(e) is { } line)
+        catch (Exception e) when (failure.Error is null && Describe(e) is { } line)
         {
             await errors.WriteLineAsync(line);
             return e is OptionsValidationException or StartupCheckException ? Misconfigured : Failed;
+        }
+        catch (Exception) when (failure.Error is not null)
+        {
+            // The bus may fault while stopping because of the failure: report the cause, not the echo.
         }
 
         if (failure.Error is { } error)

@@ -46,6 +46,7 @@ public static class ServiceCollectionExtensions
             MaxDelay = TimeSpan.FromSeconds(10),
         }));
         services.AddSingleton<ActiveRun>();
+        services.AddSingleton<BridgeInstance>();
         services.AddSingleton<ChangeSetPublisher>();
 
         // Start-up checks are registered first: hosted services start in order, and the bus and

@@ -1,0 +1,129 @@
+using Npgsql;
+using Synchro.Bridge.Hosting;
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+
+namespace Synchro.Bridge.IntegrationTests.Hosting;
+
+/// <summary>Bad input at start ends with one line that says what is wrong and what to do.</summary>
+public sealed class StartupErrorTests
+{
+    private const int Misconfigured = 2;
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(TestEnvironment env, Dictionary<string, string?> settings)
+    {
+        using var host = TestEnvironment.BuildBridge(settings);
+        using var errors = new StringWriter();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        var exitCode = await CommandLine.RunHostAsync(host, errors, timeout.Token);
+        return (exitCode, errors.ToString().TrimEnd());
+    }
+
+    private static void AssertOneLine(string output, string expectedStart)
+    {
+        Assert.True(output.StartsWith(expectedStart, StringComparison.Ordinal), $"Expected a line starting with \"{expectedStart}\", got \"{output}\"");
+        Assert.DoesNotContain('\n', output);
+        Assert.DoesNotContain("   at ", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task unreachable_postgres_is_one_line_naming_the_server()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var settings = env.BridgeSettings(("todos", "user_id"));
+        settings["Synchro:Postgres:ConnectionString"] = "Host=127.0.0.1;Port=1;Username=postgres;Database=app;Timeout=5";
+
+        var (exitCode, output) = await RunAsync(env, settings);
+
+        Assert.Equal(Misconfigured, exitCode);
+        AssertOneLine(output, "synchro-bridge: Cannot connect to PostgreSQL at 127.0.0.1:1, database 'app'");
+        Assert.EndsWith("Start PostgreSQL or fix Synchro:Postgres:ConnectionString.", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task wal_level_replica_is_refused_with_the_setting_to_change()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var settings = env.BridgeSettings(("todos", "user_id"));
+        var builder = new NpgsqlConnectionStringBuilder(TestServers.PostgresWithReplicaWalLevel);
+        settings["Synchro:Postgres:ConnectionString"] = builder.ConnectionString;
+        await using (var replicaServer = NpgsqlDataSource.Create(builder.ConnectionString))
+        {
+            await using var command = replicaServer.CreateCommand("DROP TABLE IF EXISTS todos; CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+            await command.ExecuteNonQueryAsync();
+        }
+
+        var (exitCode, output) = await RunAsync(env, settings);
+
+        Assert.Equal(Misconfigured, exitCode);
+        AssertOneLine(output, "synchro-bridge: PostgreSQL runs with wal_level = 'replica'; logical replication needs 'logical'. Run ALTER SYSTEM SET wal_level = logical");
+    }
+
+    [Fact]
+    public async Task unreachable_broker_is_one_line_naming_the_broker()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        var settings = env.BridgeSettings(("todos", "user_id"));
+        settings["Synchro:RabbitMq:Uri"] = "amqp://guest:secret@127.0.0.1:1/";
+        settings["Synchro:RabbitMq:ConnectTimeout"] = "00:00:05";
+
+        var (exitCode, output) = await RunAsync(env, settings);
+
+        Assert.Equal(Misconfigured, exitCode);
+        AssertOneLine(output, "synchro-bridge: Cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/");
+        Assert.DoesNotContain("secret", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task a_configured_table_that_does_not_exist_is_named()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+
+        var (exitCode, output) = await RunAsync(env, env.BridgeSettings(("public.nope", "user_id")));
+
+        Assert.Equal(Misconfigured, exitCode);
+        Assert.Equal($"synchro-bridge: Table public.nope does not exist in database '{env.Name}'. Create it, or remove it from Synchro:Tables.", output);
+    }
+
+    [Fact]
+    public async Task a_table_without_a_key_is_refused_with_the_fix()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE events (happened_at timestamptz, body text)");
+
+        var (exitCode, output) = await RunAsync(env, env.BridgeSettings(("events", null)));
+
+        Assert.Equal(Misconfigured, exitCode);
+        AssertOneLine(output, "synchro-bridge: Table public.events has no primary key and no replica identity index");
+        Assert.Contains("ALTER TABLE public.events ADD PRIMARY KEY", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task invalid_configuration_lists_every_problem_on_one_line()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var settings = env.BridgeSettings(("Bad Name", "user_id"));
+        settings["Synchro:Replication:SlotName"] = "Bad-Slot";
+
+        var (exitCode, output) = await RunAsync(env, settings);
+
+        Assert.Equal(Misconfigured, exitCode);
+        AssertOneLine(output, "synchro-bridge: configuration error: ");
+        Assert.Contains("'Bad-Slot' is not a valid slot name", output, StringComparison.Ordinal);
+        Assert.Contains("Synchro:Tables:0:Name: 'Bad Name' is not a table name we accept", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task a_slot_held_by_another_process_stops_the_second_bridge_with_a_clear_error()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        await env.StartBridgeAsync(("todos", "user_id"));
+        await Eventually.Until(() => env.ScalarAsync<bool>($"SELECT active FROM pg_replication_slots WHERE slot_name = '{env.Name}'"), "the first bridge to hold the slot");
+
+        var (exitCode, output) = await RunAsync(env, env.BridgeSettings(("todos", "user_id")));
+
+        Assert.Equal(1, exitCode);
+        AssertOneLine(output, $"synchro-bridge: Replication slot '{env.Name}' is in use by another process");
+    }
+}

@@ -1,0 +1,62 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using RabbitMQ.Client;
+using Synchro.Bridge.Hosting;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// Another service on the bus, as a user would write one: its own queue bound to the change-set
+/// exchange for the routing keys it wants, and the confirmations as they pass.
+/// </summary>
+internal sealed class ChangeSetSubscriber : IAsyncDisposable
+{
+    private readonly IBusControl _bus;
+
+    private ChangeSetSubscriber(IBusControl bus) => _bus = bus;
+
+    public ConcurrentQueue<ChangeSet> Received { get; } = new();
+
+    public ConcurrentQueue<ChangeSetApplied> Confirmations { get; } = new();
+
+    public IPublishEndpoint Publisher => _bus;
+
+    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] routingKeys)
+    {
+        ChangeSetSubscriber? subscriber = null;
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(amqp);
+            BusTopology.ConfigureChangeSetPublishing(cfg);
+            cfg.ReceiveEndpoint(queue, endpoint =>
+            {
+                endpoint.ConfigureConsumeTopology = false;
+                foreach (var key in routingKeys)
+                {
+                    endpoint.Bind(WireNames.ChangeSetExchange, binding =>
+                    {
+                        binding.ExchangeType = ExchangeType.Topic;
+                        binding.RoutingKey = key;
+                    });
+                }
+
+                endpoint.Handler<ChangeSet>(context =>
+                {
+                    subscriber!.Received.Enqueue(context.Message);
+                    return Task.CompletedTask;
+                });
+            });
+            cfg.ReceiveEndpoint(queue + ".confirmations", endpoint => endpoint.Handler<ChangeSetApplied>(context =>
+            {
+                subscriber!.Confirmations.Enqueue(context.Message);
+                return Task.CompletedTask;
+            }));
+        });
+        subscriber = new ChangeSetSubscriber(bus);
+        await bus.StartAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
+        return subscriber;
+    }
+
+    public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
+}

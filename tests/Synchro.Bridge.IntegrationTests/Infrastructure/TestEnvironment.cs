@@ -1,0 +1,186 @@
+using System.Net.Http.Headers;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Synchro.Bridge.Hosting;
+using Synchro.Bridge.Replication;
+
+namespace Synchro.Bridge.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// One test's own database, replication slot, publication and RabbitMQ virtual host, named after the
+/// test and removed before and after it, so tests never see each other's data or messages.
+/// </summary>
+internal sealed class TestEnvironment : IAsyncDisposable
+{
+    private readonly List<IHost> _hosts = [];
+
+    private TestEnvironment(string name)
+    {
+        Name = name;
+        ConnectionString = new NpgsqlConnectionStringBuilder(TestServers.Postgres) { Database = name, Pooling = true }.ConnectionString;
+        DataSource = NpgsqlDataSource.Create(ConnectionString);
+        AmqpUri = new UriBuilder(TestServers.Amqp) { Path = "/" + name }.Uri;
+    }
+
+    /// <summary>Database, slot and virtual host name.</summary>
+    public string Name { get; }
+
+    public string ConnectionString { get; }
+
+    public NpgsqlDataSource DataSource { get; }
+
+    public Uri AmqpUri { get; }
+
+    public static async Task<TestEnvironment> CreateAsync([CallerMemberName] string test = "")
+    {
+        var environment = new TestEnvironment(NameFor(test));
+        await environment.RemoveServerObjectsAsync();
+        await using (var admin = new NpgsqlConnection(TestServers.Postgres))
+        {
+            await admin.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {environment.Name}", admin);
+            await create.ExecuteNonQueryAsync();
+        }
+
+        using var management = Management();
+        (await management.PutAsync($"api/vhosts/{environment.Name}", null)).EnsureSuccessStatusCode();
+        (await management.PutAsync($"api/permissions/{environment.Name}/guest",
+            new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        return environment;
+    }
+
+    /// <summary>Configuration of a bridge on this environment; callers add or change keys.</summary>
+    public Dictionary<string, string?> BridgeSettings(params (string Table, string? OwnerColumn)[] tables)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Synchro:Postgres:ConnectionString"] = ConnectionString,
+            ["Synchro:RabbitMq:Uri"] = AmqpUri.ToString(),
+            ["Synchro:Replication:SlotName"] = Name,
+            ["Synchro:Replication:PublicationName"] = Name,
+            ["Synchro:Replication:IdleAckInterval"] = "00:00:00.200",
+            ["Synchro:Batching:MaxBatchDelay"] = "00:00:00.020",
+        };
+        for (var i = 0; i < tables.Length; i++)
+        {
+            settings[$"Synchro:Tables:{i}:Name"] = tables[i].Table;
+            settings[$"Synchro:Tables:{i}:OwnerColumn"] = tables[i].OwnerColumn;
+        }
+
+        return settings;
+    }
+
+    /// <summary>Builds a bridge host for the caller to run (and dispose).</summary>
+    public static IHost BuildBridge(Dictionary<string, string?> settings) =>
+        BridgeHost.Build(overrides: settings, minimumLevel: LogLevel.Warning);
+
+    /// <summary>Starts a bridge; the environment stops and disposes it.</summary>
+    public async Task<IHost> StartBridgeAsync(params (string Table, string? OwnerColumn)[] tables)
+    {
+        var host = BuildBridge(BridgeSettings(tables));
+        _hosts.Add(host);
+        await host.StartAsync();
+        return host;
+    }
+
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T> ScalarAsync<T>(string sql)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    public async Task<List<string>> RowsAsync(string sql)
+    {
+        await using var command = DataSource.CreateCommand(sql);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+            rows.Add(string.Join("|", Enumerable.Range(0, reader.FieldCount).Select(i => reader.IsDBNull(i) ? "NULL" : Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture))));
+        return rows;
+    }
+
+    /// <summary>sync_changelog as bucket|table|record|operation, in seq order.</summary>
+    public Task<List<string>> ChangelogAsync() =>
+        RowsAsync("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq");
+
+    /// <summary>sync_bucket_edges as table|record|bucket, sorted.</summary>
+    public Task<List<string>> EdgesAsync() =>
+        RowsAsync("SELECT table_name, record_id, bucket_id FROM sync_bucket_edges ORDER BY table_name, record_id, bucket_id");
+
+    /// <summary>The slot's confirmed_flush_lsn.</summary>
+    public async Task<ulong> ConfirmedFlushLsnAsync() =>
+        Lsn.Parse(await ScalarAsync<string>($"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{Name}'"));
+
+    /// <summary>The WAL insert position now: past every transaction committed before the call.</summary>
+    public async Task<ulong> CurrentWalLsnAsync() => Lsn.Parse(await ScalarAsync<string>("SELECT pg_current_wal_insert_lsn()::text"));
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var host in _hosts)
+        {
+            try
+            {
+                await host.StopAsync(TimeSpan.FromSeconds(30));
+            }
+            catch (Exception e) when (e is OperationCanceledException or SynchroException)
+            {
+                // A host the test expected to fail may not stop cleanly; its servers objects are removed below.
+            }
+
+            host.Dispose();
+        }
+
+        await DataSource.DisposeAsync();
+        await RemoveServerObjectsAsync();
+    }
+
+    private async Task RemoveServerObjectsAsync()
+    {
+        await using (var admin = new NpgsqlConnection(TestServers.Postgres))
+        {
+            await admin.OpenAsync();
+            // One statement per command: DROP DATABASE refuses to run inside a multi-statement batch.
+            string[] statements =
+            [
+                $"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{Name}' AND active_pid IS NOT NULL",
+                $"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{Name}'",
+                $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)",
+            ];
+            foreach (var statement in statements)
+            {
+                await using var drop = new NpgsqlCommand(statement, admin);
+                await drop.ExecuteNonQueryAsync();
+            }
+        }
+
+        using var management = Management();
+        var deleted = await management.DeleteAsync($"api/vhosts/{Name}");
+        if (deleted.StatusCode != System.Net.HttpStatusCode.NotFound)
+            deleted.EnsureSuccessStatusCode();
+    }
+
+    private static HttpClient Management()
+    {
+        var client = new HttpClient { BaseAddress = TestServers.RabbitManagement, Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String("guest:guest"u8.ToArray()));
+        return client;
+    }
+
+    /// <summary>A valid database/slot/vhost name from the test name: lower case, at most 63 characters, unique by a hash.</summary>
+    private static string NameFor(string test)
+    {
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(test)))[..8];
+        var readable = new string(test.ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c == '_').ToArray());
+        return "it_" + readable[..Math.Min(readable.Length, 45)] + "_" + hash;
+    }
+}
