@@ -11,4 +11,10 @@ public enum ChangeOperation
 
     /// <summary>A row was deleted.</summary>
     Delete = 3,
+
+    /// <summary>
+    /// The table was truncated: every row is gone. Not a changelog code; the bucket consumer turns it
+    /// into a delete of every record from every bucket it was in.
+    /// </summary>
+    Truncate = 4,
 }

@@ -14,6 +14,7 @@ namespace Synchro.Contracts;
 /// <param name="PartCount">Number of change sets in the batch.</param>
 /// <param name="Schema">Schema of the table.</param>
 /// <param name="Table">Name of the table.</param>
+/// <param name="KeyColumns">The columns that make up <see cref="RowChange.RecordId"/>, in order.</param>
 /// <param name="Changes">The row changes, in commit order.</param>
 [MessageUrn(WireNames.ChangeSetUrn)]
 [EntityName(WireNames.ChangeSetExchange)]
@@ -25,4 +26,5 @@ public sealed record ChangeSet(
     int PartCount,
     string Schema,
     string Table,
+    IReadOnlyList<string> KeyColumns,
     IReadOnlyList<RowChange> Changes);

@@ -6,9 +6,10 @@ namespace Synchro.Contracts;
 /// <param name="TransactionId">PostgreSQL transaction id.</param>
 /// <param name="CommittedAt">Commit timestamp.</param>
 /// <param name="Operation">Insert, update or delete.</param>
-/// <param name="RecordId">Canonical record id from the key: the key's text for a one-column key, a JSON array of texts for a composite key.</param>
+/// <param name="RecordId">Canonical record id from the key: the key's text for a one-column key, a JSON array of texts for a composite key; empty for a truncate.</param>
 /// <param name="NewRow">The row after the change (insert, update); null for a delete.</param>
 /// <param name="OldRow">The old key or old row when PostgreSQL sent one (delete, REPLICA IDENTITY FULL); otherwise null.</param>
+/// <param name="Origin">Replication origin of the transaction, when it was replayed from elsewhere (PostgreSQL's Origin message); otherwise null.</param>
 /// <remarks>An update that changes a row's key arrives as two changes: a delete of the old record id, then an insert of the new one.</remarks>
 public sealed record RowChange(
     ulong CommitLsn,
@@ -18,4 +19,5 @@ public sealed record RowChange(
     ChangeOperation Operation,
     string RecordId,
     IReadOnlyList<ColumnValue>? NewRow,
-    IReadOnlyList<ColumnValue>? OldRow);
+    IReadOnlyList<ColumnValue>? OldRow,
+    string? Origin = null);

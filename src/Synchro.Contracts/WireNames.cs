@@ -12,6 +12,12 @@ public static class WireNames
     /// <summary>Exchange carrying <see cref="ChangeSetApplied"/> confirmations back to the slot reader.</summary>
     public const string ChangeSetAppliedExchange = "synchro.change-set-applied";
 
+    /// <summary>Topic exchange carrying <see cref="LogicalMessage"/>; routing key is the message's prefix.</summary>
+    public const string LogicalMessageExchange = "synchro.logical-message";
+
+    /// <summary>Message type of <see cref="LogicalMessage"/>; on the wire it reads <c>urn:message:synchro:logical-message:v1</c>.</summary>
+    public const string LogicalMessageUrn = "synchro:logical-message:v1";
+
     /// <summary>Message type of <see cref="ChangeSet"/>; on the wire it reads <c>urn:message:synchro:change-set:v1</c>.</summary>
     public const string ChangeSetUrn = "synchro:change-set:v1";
 

@@ -25,7 +25,10 @@ internal static class Changes
         new(lsn, index, 700, CommittedAt, ChangeOperation.Delete, Id(id), null, [ColumnValue.Of("id", "int8", Id(id))]);
 
     public static ChangeSet Set(string source, params RowChange[] changes) =>
-        new(source, Guid.Empty, 0, 0, 1, "public", "todos", changes);
+        new(source, Guid.Empty, 0, 0, 1, "public", "todos", ["id"], changes);
+
+    public static RowChange Truncate(ulong lsn, int index) =>
+        new(lsn, index, 700, CommittedAt, ChangeOperation.Truncate, "", null, null);
 
     private static string Id(long id) => id.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

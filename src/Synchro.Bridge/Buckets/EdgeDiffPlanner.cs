@@ -24,6 +24,12 @@ public static class EdgeDiffPlanner
         var plan = new SidecarPlan();
         foreach (var change in changes)
         {
+            if (change.Operation == ChangeOperation.Truncate)
+            {
+                Truncate(plan, state, change);
+                continue;
+            }
+
             var position = ChangePosition.Of(change);
             if (LastApplied(plan, state, change.RecordId) is { } applied && position <= applied)
             {
@@ -62,6 +68,22 @@ public static class EdgeDiffPlanner
         }
 
         return plan;
+    }
+
+    /// <summary>Every record of the table leaves every bucket it is in (the state holds all of the table's edges).</summary>
+    private static void Truncate(SidecarPlan plan, SidecarState state, RowChange change)
+    {
+        var position = ChangePosition.Of(change);
+        var records = state.Edges.Keys.Concat(plan.Edges.Keys).Distinct(StringComparer.Ordinal).ToList();
+        foreach (var recordId in records)
+        {
+            if (LastApplied(plan, state, recordId) is { } applied && position <= applied)
+                continue;
+            foreach (var edge in CurrentEdges(plan, state, recordId))
+                plan.Changelog.Add(new ChangelogEntry(edge.BucketId, recordId, ChangeOperation.Delete, change.CommitLsn, change.ChangeIndex));
+            plan.Edges[recordId] = [];
+            plan.Positions[recordId] = position;
+        }
     }
 
     private static ChangePosition? LastApplied(SidecarPlan plan, SidecarState state, string recordId) =>

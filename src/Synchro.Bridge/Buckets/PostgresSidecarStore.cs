@@ -16,13 +16,15 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     {
         ArgumentNullException.ThrowIfNull(changeSet);
         var tableName = new TableName(changeSet.Schema, changeSet.Table).SidecarName;
-        var recordIds = changeSet.Changes.Select(c => c.RecordId).Distinct(StringComparer.Ordinal).ToArray();
+        var truncates = changeSet.Changes.Any(c => c.Operation == ChangeOperation.Truncate);
+        var recordIds = changeSet.Changes.Where(c => c.Operation != ChangeOperation.Truncate).Select(c => c.RecordId).Distinct(StringComparer.Ordinal).ToArray();
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var state = await LoadStateAsync(connection, tableName, recordIds, cancellationToken);
-        var plan = EdgeDiffPlanner.Plan(changeSet.Changes, rule, state);
+        var state = await LoadStateAsync(connection, tableName, recordIds, truncates, cancellationToken);
+        var changes = await UnchangedToastCompletion.CompleteAsync(connection, changeSet, cancellationToken);
+        var plan = EdgeDiffPlanner.Plan(changes, rule, state);
         if (plan.Positions.Count > 0 || plan.Failures.Count > 0)
             await WriteAsync(connection, tableName, plan, cancellationToken);
 
@@ -30,17 +32,19 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         return plan;
     }
 
-    private async Task<SidecarState> LoadStateAsync(NpgsqlConnection connection, string tableName, string[] recordIds, CancellationToken cancellationToken)
+    /// <param name="wholeTable">A truncate is in the set: load the edges of every record of the table.</param>
+    private async Task<SidecarState> LoadStateAsync(NpgsqlConnection connection, string tableName, string[] recordIds, bool wholeTable, CancellationToken cancellationToken)
     {
         var state = new SidecarState();
+        var records = wholeTable ? $"(record_id = ANY($2) OR record_id IN (SELECT record_id FROM {tables.BucketEdges} WHERE table_name = $1))" : "record_id = ANY($2)";
         await using var batch = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
                 // Serialises consumers of the same table (a fail-over overlap) so the diff reads what the last writer wrote.
                 Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:" + tableName),
-                Command($"SELECT record_id, commit_lsn, change_idx FROM {tables.RecordPositions} WHERE table_name = $1 AND record_id = ANY($2)", tableName, recordIds),
-                Command($"SELECT record_id, bucket_id, checksum, lsn FROM {tables.BucketEdges} WHERE table_name = $1 AND record_id = ANY($2)", tableName, recordIds),
+                Command($"SELECT record_id, commit_lsn, change_idx FROM {tables.RecordPositions} WHERE table_name = $1 AND {records}", tableName, recordIds),
+                Command($"SELECT record_id, bucket_id, checksum, lsn FROM {tables.BucketEdges} WHERE table_name = $1 AND {records}", tableName, recordIds),
             },
         };
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);

@@ -35,7 +35,7 @@ public sealed record ChangelogEntry(string BucketId, string RecordId, ChangeOper
 /// <summary>One row of sync_rule_failures.</summary>
 public sealed record RuleFailure(string RecordId, ChangeOperation Operation, ulong CommitLsn, int ChangeIndex, string Error, RowChange Change);
 
-/// <summary>What the sidecar tables hold now for the records of one change set.</summary>
+/// <summary>What the sidecar tables hold now for the records of one change set (for a truncate: of the whole table).</summary>
 public sealed class SidecarState
 {
     public Dictionary<string, ChangePosition> Positions { get; } = new(StringComparer.Ordinal);

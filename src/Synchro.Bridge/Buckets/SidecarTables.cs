@@ -49,7 +49,8 @@ public sealed class SidecarTables
                 created_at  timestamptz NOT NULL DEFAULT now(),
                 commit_lsn  pg_lsn      NOT NULL,
                 change_idx  integer     NOT NULL,
-                CONSTRAINT sync_changelog_idempotency UNIQUE (commit_lsn, change_idx, bucket_id)
+                -- record_id too: one TRUNCATE (one change) deletes many records from the same bucket.
+                CONSTRAINT sync_changelog_idempotency UNIQUE (commit_lsn, change_idx, bucket_id, record_id)
             );
             CREATE INDEX IF NOT EXISTS sync_changelog_bucket_seq ON {Changelog} (bucket_id, seq);
             CREATE TABLE IF NOT EXISTS {BucketEdges} (

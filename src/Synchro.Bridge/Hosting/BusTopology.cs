@@ -15,6 +15,8 @@ internal static class BusTopology
     {
         bus.Publish<ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
         bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Schema, context.Message.Table)));
+        bus.Publish<LogicalMessage>(p => p.ExchangeType = ExchangeType.Topic);
+        bus.Send<LogicalMessage>(s => s.UseRoutingKeyFormatter(context => context.Message.Prefix));
     }
 }
 

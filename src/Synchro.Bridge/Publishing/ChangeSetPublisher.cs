@@ -9,7 +9,7 @@ namespace Synchro.Bridge.Publishing;
 /// confirms). Tables go out concurrently; the sets of one table go out one after the other, so
 /// a consumer sees each table's changes in commit order.
 /// </summary>
-internal sealed class ChangeSetPublisher(IPublishEndpoint publishEndpoint)
+internal sealed class ChangeSetPublisher(IBus publishEndpoint)
 {
     public Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
@@ -20,6 +20,14 @@ internal sealed class ChangeSetPublisher(IPublishEndpoint publishEndpoint)
             1 => publishEndpoint.Publish(batch.Parts[0], cancellationToken),
             _ => Task.WhenAll(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken))),
         };
+    }
+
+    /// <summary>Publishes the batch's logical decoding messages, in stream order, each confirmed by the broker.</summary>
+    public async Task PublishMessagesAsync(OutgoingBatch batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        foreach (var message in batch.Messages)
+            await publishEndpoint.Publish(message, cancellationToken);
     }
 
     private async Task PublishInOrderAsync(IEnumerable<ChangeSet> sets, CancellationToken cancellationToken)

@@ -7,7 +7,8 @@ namespace Synchro.Bridge.Replication;
 /// <param name="Sequence">Position of the batch in the run; acknowledgements follow this order.</param>
 /// <param name="Parts">Change sets, one table each.</param>
 /// <param name="AckLsn">End LSN of the last transaction this batch completes; null when it only carries a chunk of an open transaction.</param>
-internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn)
+/// <param name="Messages">Logical decoding messages to publish with the batch (of committed transactions, or non-transactional).</param>
+internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn, IReadOnlyList<LogicalMessage> Messages)
 {
     public int ChangeCount => Parts.Sum(p => p.Changes.Count);
 }
@@ -19,8 +20,11 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
 /// </summary>
 internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options)
 {
-    private readonly List<(TableName Table, RowChange Change)> _pending = [];
+    private readonly List<(RelationSchema Relation, RowChange Change)> _pending = [];
+    private readonly List<LogicalMessage> _messages = [];
+    private readonly List<LogicalMessage> _openMessages = [];
     private TransactionBegun? _open;
+    private string? _openOrigin;
     private int _nextChangeIndex;
     private ulong? _completedEndLsn;
     private long _nextSequence;
@@ -29,7 +33,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     public bool InTransaction => _open is not null;
 
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
-    public bool HasPending => _pending.Count > 0 || _completedEndLsn is not null;
+    public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null;
 
     /// <summary>Takes one event; returns a batch when the size limit is reached.</summary>
     public OutgoingBatch? Add(DecodedEvent decoded)
@@ -40,18 +44,40 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 if (_open is not null)
                     throw new UndecodableMessageException($"Transaction {begun.TransactionId} began while transaction {_open.TransactionId} was still open. Nothing past it was acknowledged; restart the bridge.");
                 _open = begun;
+                _openOrigin = null;
                 _nextChangeIndex = 0;
+                return null;
+
+            case OriginSet origin:
+                _openOrigin = origin.Name;
                 return null;
 
             case RowChanged row:
                 AddRow(row);
                 return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
 
+            case TablesTruncated truncated:
+                var inTransaction = Open(truncated.Relations[0].Table);
+                foreach (var relation in truncated.Relations)
+                    Append(inTransaction, relation, ChangeOperation.Truncate, "", null, null);
+                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+
+            case MessageEmitted { Transactional: false } message:
+                _messages.Add(new LogicalMessage(source, message.Prefix, message.Content, false, message.Lsn, null));
+                return null;
+
+            case MessageEmitted message:
+                // Held until the commit: an aborted transaction's messages are never published.
+                _openMessages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, message.Lsn, Open(null).CommitLsn));
+                return null;
+
             case TransactionCommitted committed:
                 if (_open is null)
                     throw new UndecodableMessageException($"Commit at {committed.CommitLsn} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
                 _open = null;
                 _completedEndLsn = committed.EndLsn;
+                _messages.AddRange(_openMessages);
+                _openMessages.Clear();
                 return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
 
             default:
@@ -67,37 +93,42 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
 
         var sequence = _nextSequence++;
         var parts = new List<ChangeSet>();
-        foreach (var table in _pending.GroupBy(p => p.Table))
+        foreach (var table in _pending.GroupBy(p => p.Relation.Table))
         {
+            // The latest shape names the key; a key that changes inside one batch is not supported.
+            var keyColumns = table.Last().Relation.KeyColumns;
             var changes = table.Select(p => p.Change).ToList();
             for (var offset = 0; offset < changes.Count; offset += options.MaxChangesPerSet)
             {
                 var slice = changes.GetRange(offset, Math.Min(options.MaxChangesPerSet, changes.Count - offset));
-                parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, slice));
+                parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
             }
         }
 
-        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn);
+        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages]);
         _pending.Clear();
+        _messages.Clear();
         _completedEndLsn = null;
         return batch;
     }
 
     private void AddRow(RowChanged row)
     {
-        var open = _open ?? throw new UndecodableMessageException($"A change to {row.Table} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
-
+        var open = Open(row.Relation.Table);
         if (row.OldRecordId is not null)
         {
             // A key change moves the row to another identity: the old record is gone, a new one appears.
-            Append(open, row.Table, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow);
-            Append(open, row.Table, ChangeOperation.Insert, row.RecordId, row.NewRow, null);
+            Append(open, row.Relation, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow);
+            Append(open, row.Relation, ChangeOperation.Insert, row.RecordId, row.NewRow, null);
             return;
         }
 
-        Append(open, row.Table, row.Operation, row.RecordId, row.NewRow, row.OldRow);
+        Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow);
     }
 
-    private void Append(TransactionBegun open, TableName table, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow) =>
-        _pending.Add((table, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow)));
+    private TransactionBegun Open(TableName? table) =>
+        _open ?? throw new UndecodableMessageException($"A change{(table is null ? "" : " to " + table)} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
+
+    private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow) =>
+        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin)));
 }

@@ -10,13 +10,20 @@ internal abstract record DecodedEvent;
 
 internal sealed record TransactionBegun(uint TransactionId, ulong CommitLsn, DateTimeOffset CommittedAt) : DecodedEvent;
 
+/// <summary>The transaction was replayed from another origin (logical replication from elsewhere).</summary>
+internal sealed record OriginSet(string Name) : DecodedEvent;
+
 internal sealed record RowChanged(
-    TableName Table,
+    RelationSchema Relation,
     ChangeOperation Operation,
     string RecordId,
     ColumnValue[]? NewRow,
     ColumnValue[]? OldRow,
     string? OldRecordId) : DecodedEvent;
+
+internal sealed record TablesTruncated(RelationSchema[] Relations) : DecodedEvent;
+
+internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transactional, ulong Lsn) : DecodedEvent;
 
 /// <param name="CommitLsn">LSN of the commit record.</param>
 /// <param name="EndLsn">End of the transaction in WAL: the position to confirm once it is applied.</param>

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Npgsql.Replication.PgOutput;
 using Npgsql.Replication.PgOutput.Messages;
 using Synchro.Contracts;
@@ -10,7 +9,7 @@ namespace Synchro.Bridge.Replication;
 /// column values from the network buffer, so every value is copied here, each column read once and
 /// in order.
 /// </summary>
-internal sealed class PgOutputDecoder
+internal sealed class PgOutputDecoder(RelationCatalog catalog)
 {
     private readonly Dictionary<uint, RelationSchema> _relations = [];
 
@@ -26,14 +25,28 @@ internal sealed class PgOutputDecoder
                 return new TransactionCommitted((ulong)commit.CommitLsn, (ulong)commit.TransactionEndLsn);
 
             case RelationMessage relation:
-                Remember(relation);
+                await RememberAsync(relation, cancellationToken);
                 return null;
+
+            case OriginMessage origin:
+                return new OriginSet(origin.OriginName);
+
+            case TruncateMessage truncate:
+                return new TablesTruncated(truncate.Relations.Select(r => SchemaOf(r.RelationId)).ToArray());
+
+            case LogicalDecodingMessage logical:
+            {
+                using var content = new MemoryStream();
+                await logical.Data.CopyToAsync(content, cancellationToken);
+                // Flags bit 0 is "transactional" in the protocol.
+                return new MessageEmitted(logical.Prefix, content.ToArray(), (logical.Flags & 1) == 1, (ulong)logical.MessageLsn);
+            }
 
             case InsertMessage insert:
             {
                 var schema = SchemaOf(insert.Relation.RelationId);
                 var newRow = await ReadRowAsync(schema, insert.NewRow, cancellationToken);
-                return new RowChanged(schema.Table, ChangeOperation.Insert, RecordIdOf(schema, newRow), newRow, null, null);
+                return new RowChanged(schema, ChangeOperation.Insert, RecordIdOf(schema, newRow), newRow, null, null);
             }
 
             case UpdateMessage update:
@@ -49,7 +62,7 @@ internal sealed class PgOutputDecoder
                 var newRow = await ReadRowAsync(schema, update.NewRow, cancellationToken);
                 var recordId = RecordIdOf(schema, newRow);
                 var oldRecordId = oldRow is null ? null : RecordIdOf(schema, oldRow);
-                return new RowChanged(schema.Table, ChangeOperation.Update, recordId, newRow, oldRow,
+                return new RowChanged(schema, ChangeOperation.Update, recordId, newRow, oldRow,
                     oldRecordId == recordId ? null : oldRecordId);
             }
 
@@ -57,17 +70,18 @@ internal sealed class PgOutputDecoder
             {
                 var schema = SchemaOf(keyDelete.Relation.RelationId);
                 var key = await ReadRowAsync(schema, keyDelete.Key, cancellationToken);
-                return new RowChanged(schema.Table, ChangeOperation.Delete, RecordIdOf(schema, key), null, key, null);
+                return new RowChanged(schema, ChangeOperation.Delete, RecordIdOf(schema, key), null, key, null);
             }
 
             case FullDeleteMessage fullDelete:
             {
                 var schema = SchemaOf(fullDelete.Relation.RelationId);
                 var oldRow = await ReadRowAsync(schema, fullDelete.OldRow, cancellationToken);
-                return new RowChanged(schema.Table, ChangeOperation.Delete, RecordIdOf(schema, oldRow), null, oldRow, null);
+                return new RowChanged(schema, ChangeOperation.Delete, RecordIdOf(schema, oldRow), null, oldRow, null);
             }
 
-            case TypeMessage or OriginMessage:
+            case TypeMessage:
+                // Type names come from the catalog (RelationCatalog), which also covers built-in types.
                 return null;
 
             default:
@@ -76,19 +90,30 @@ internal sealed class PgOutputDecoder
         }
     }
 
-    private void Remember(RelationMessage relation)
+    /// <summary>
+    /// A Relation message comes before the first change of a table and again after its shape changed
+    /// (a column added, dropped, renamed or retyped); later changes are read with the new shape.
+    /// </summary>
+    private async ValueTask RememberAsync(RelationMessage relation, CancellationToken cancellationToken)
     {
+        var table = new TableName(relation.Namespace, relation.RelationName);
+        var types = await catalog.TypeNamesAsync(relation.Columns.Select(c => (c.DataTypeId, c.TypeModifier)).ToArray(), cancellationToken);
+
+        // With REPLICA IDENTITY FULL every column is flagged as key; the primary key identifies the row.
+        var fullIdentity = relation.ReplicaIdentity == RelationMessage.ReplicaIdentitySetting.AllColumns;
+        var primaryKey = fullIdentity ? await catalog.PrimaryKeyAsync(relation.RelationId, cancellationToken) : null;
+
         var columns = new RelationColumn[relation.Columns.Count];
         for (var i = 0; i < columns.Length; i++)
         {
             var column = relation.Columns[i];
-            columns[i] = new RelationColumn(column.ColumnName, column.DataTypeId,
-                column.Flags.HasFlag(RelationMessage.Column.ColumnFlags.PartOfKey));
+            var isKey = primaryKey?.Contains(column.ColumnName) ?? column.Flags.HasFlag(RelationMessage.Column.ColumnFlags.PartOfKey);
+            columns[i] = new RelationColumn(column.ColumnName, types[i], isKey);
         }
 
-        var schema = new RelationSchema(relation.RelationId, new TableName(relation.Namespace, relation.RelationName), columns);
-        if (!schema.HasKey)
-            throw new TableWithoutKeyException(schema.Table.ToString());
+        var schema = new RelationSchema(relation.RelationId, table, columns);
+        if (schema.KeyColumns.Length == 0)
+            throw new TableWithoutKeyException(table.ToString());
         _relations[relation.RelationId] = schema;
     }
 
@@ -104,7 +129,7 @@ internal sealed class PgOutputDecoder
         await foreach (var value in tuple.WithCancellation(cancellationToken))
         {
             var column = schema.Columns[i];
-            var typeName = value.GetDataTypeName();
+            var typeName = column.TypeName;
             values[i] = value.Kind switch
             {
                 TupleDataKind.Null => ColumnValue.Null(column.Name, typeName),
@@ -119,14 +144,10 @@ internal sealed class PgOutputDecoder
         return values;
     }
 
-    /// <summary>
-    /// The canonical record id: the key's text for a one-column key; for a composite key, a JSON array
-    /// of the key columns' texts in column order.
-    /// </summary>
+    /// <summary>The record id from the row's key columns (see <see cref="RecordIds"/>).</summary>
     internal static string RecordIdOf(RelationSchema schema, ColumnValue[] row)
     {
-        string? single = null;
-        List<string>? composite = null;
+        var keyTexts = new List<string>(schema.KeyColumns.Length);
         for (var i = 0; i < schema.Columns.Length; i++)
         {
             if (!schema.Columns[i].IsKey)
@@ -135,16 +156,10 @@ internal sealed class PgOutputDecoder
             if (value.Kind != ColumnValueKind.Text)
                 throw new UndecodableMessageException(
                     $"Key column {schema.Table}.{value.Name} arrived as {value.Kind}, so the row has no identity. Nothing past it was acknowledged.");
-            if (single is null && composite is null)
-                single = value.Text!;
-            else
-            {
-                composite ??= [single!];
-                composite.Add(value.Text!);
-            }
+            keyTexts.Add(value.Text!);
         }
 
-        return composite is null ? single! : JsonSerializer.Serialize(composite);
+        return RecordIds.From(keyTexts);
     }
 
     private static DateTimeOffset ToOffset(DateTime timestamp) => new(DateTime.SpecifyKind(timestamp, DateTimeKind.Utc));

@@ -3,7 +3,8 @@ namespace Synchro.Bridge.Replication;
 /// <summary>Our copy of a pgoutput Relation message: the shape of a table as the stream describes it.</summary>
 internal sealed record RelationSchema(uint RelationId, TableName Table, RelationColumn[] Columns)
 {
-    public bool HasKey => Columns.Any(c => c.IsKey);
+    /// <summary>The columns that identify a row, in column order.</summary>
+    public string[] KeyColumns { get; } = Columns.Where(c => c.IsKey).Select(c => c.Name).ToArray();
 }
 
-internal sealed record RelationColumn(string Name, uint TypeOid, bool IsKey);
+internal sealed record RelationColumn(string Name, string TypeName, bool IsKey);

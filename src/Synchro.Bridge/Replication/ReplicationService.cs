@@ -19,6 +19,7 @@ internal sealed class ReplicationService(
     ChangeSetPublisher publisher,
     ActiveRun activeRun,
     IPositionStore positionStore,
+    NpgsqlDataSource dataSource,
     BridgeFailure failure,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
@@ -69,7 +70,7 @@ internal sealed class ReplicationService(
             SingleReader = true,
             SingleWriter = true,
         });
-        await using var reader = new SlotReader(settings.Postgres.ConnectionString, settings.Replication.SlotName, settings.Replication.PublicationName);
+        await using var reader = new SlotReader(settings.Postgres.ConnectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
         var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, logger);
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
@@ -167,6 +168,8 @@ internal sealed class ReplicationService(
     {
         if (batch is null)
             return;
+        // Messages first: a batch without change sets is acknowledged as soon as it is registered.
+        await publisher.PublishMessagesAsync(batch, cancellationToken);
         await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count, batch.AckLsn, cancellationToken);
         await publisher.PublishAsync(batch, cancellationToken);
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);

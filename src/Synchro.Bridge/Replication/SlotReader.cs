@@ -10,9 +10,9 @@ namespace Synchro.Bridge.Replication;
 /// Holds the replication connection: streams the slot through the decoder into a bounded channel
 /// (a full channel stops the reading, so memory stays bounded), and sends flush positions back.
 /// </summary>
-internal sealed class SlotReader(string connectionString, string slotName, string publicationName) : IAsyncDisposable
+internal sealed class SlotReader(string connectionString, string slotName, string publicationName, RelationCatalog catalog) : IAsyncDisposable
 {
-    private readonly PgOutputDecoder _decoder = new();
+    private readonly PgOutputDecoder _decoder = new(catalog);
     private LogicalReplicationConnection? _connection;
     private long _messagesSeen;
     private int _inTransaction;
@@ -34,7 +34,10 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
         _connection = new LogicalReplicationConnection(connectionString);
         await _connection.Open(cancellationToken);
 
-        var options = new PgOutputReplicationOptions(publicationName, PgOutputProtocolVersion.V1, binary: false);
+        // Protocol 1 without streaming: PostgreSQL sends a transaction only once it committed (spilling
+        // large ones to its own disk), so nothing of an aborted transaction ever reaches us; the batcher
+        // cuts large ones into chunks. messages: logical decoding messages (pg_logical_emit_message).
+        var options = new PgOutputReplicationOptions(publicationName, PgOutputProtocolVersion.V1, binary: false, messages: true);
         try
         {
             await foreach (var message in _connection.StartReplication(new PgOutputReplicationSlot(slotName), options, cancellationToken))

@@ -35,7 +35,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 """
                 SELECT c.relkind,
                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
-                       c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+                       c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index,
+                       c.relreplident::text
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2
                 """, connection);
@@ -47,7 +48,12 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             var kind = reader.GetChar(0);
             if (kind is not ('r' or 'p'))
                 throw new StartupCheckException($"{table} is not a table (relkind '{kind}'); only tables can be published. Remove it from Synchro:Tables.");
-            if (!reader.GetBoolean(1) && !reader.GetBoolean(2))
+            var identity = reader.GetString(3);
+            if (identity == "n")
+                throw new StartupCheckException(
+                    $"Table {table} has REPLICA IDENTITY NOTHING, so its deletes and key changes reach the stream without a key. Run ALTER TABLE {table} REPLICA IDENTITY DEFAULT.");
+            // FULL sends whole old rows, but the record id still comes from the primary key.
+            if (!reader.GetBoolean(1) && !(identity == "i" && reader.GetBoolean(2)))
                 throw new TableWithoutKeyException(table.ToString());
         }
     }

@@ -80,7 +80,7 @@ public sealed class EndToEndTests
         Assert.Equal([ChangeOperation.Insert, ChangeOperation.Update], changes.Select(c => c.Operation));
         Assert.All(changes, c => Assert.Equal("10", c.RecordId));
         Assert.Equal(
-            ["id=10 (bigint)", "user_id=7 (bigint)", "total=99.99 (numeric(10, 2))"],
+            ["id=10 (bigint)", "user_id=7 (bigint)", "total=99.99 (numeric(10,2))"],
             changes[1].NewRow!.Select(v => $"{v.Name}={v.Text} ({v.Type})"));
     }
 

@@ -90,4 +90,21 @@ public sealed class EdgeDiffPlannerTests
         Assert.Contains("owner_id", failure.Error, StringComparison.Ordinal);
         Assert.Equal(new ChangePosition(200, 1), plan.Positions["1"]);
     }
+
+    [Fact]
+    public void a_truncate_deletes_every_record_from_every_bucket_it_was_in()
+    {
+        var state = new SidecarState();
+        state.Edges["1"] = [new BucketEdge("user:7", 1, 100)];
+        state.Edges["2"] = [new BucketEdge("user:7", 2, 100)];
+
+        var plan = EdgeDiffPlanner.Plan([Insert(200, 0, 3, null), Truncate(200, 1), Insert(200, 2, 4, 7)], ByUser, state);
+
+        Assert.Equal(
+            [("global", "3", ChangeOperation.Insert), ("user:7", "1", ChangeOperation.Delete), ("user:7", "2", ChangeOperation.Delete), ("global", "3", ChangeOperation.Delete), ("user:7", "4", ChangeOperation.Insert)],
+            Log(plan));
+        Assert.Empty(plan.Edges["1"]);
+        Assert.Empty(plan.Edges["3"]);
+        Assert.Equal(["user:7"], plan.Edges["4"].Select(e => e.BucketId));
+    }
 }

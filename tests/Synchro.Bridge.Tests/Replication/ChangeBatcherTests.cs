@@ -6,13 +6,16 @@ namespace Synchro.Bridge.Tests.Replication;
 
 public sealed class ChangeBatcherTests
 {
-    private static readonly TableName Todos = new("public", "todos");
-    private static readonly TableName Orders = new("public", "orders");
+    private static readonly RelationSchema Todos = Relation("todos");
+    private static readonly RelationSchema Orders = Relation("orders");
+
+    private static RelationSchema Relation(string name) =>
+        new(1, new TableName("public", name), [new RelationColumn("id", "bigint", IsKey: true), new RelationColumn("title", "text", IsKey: false)]);
 
     private static ChangeBatcher Batcher(int maxBatchChanges = 100, int maxChangesPerSet = 100) =>
         new("slot", Guid.Empty, new BatchingOptions { MaxBatchChanges = maxBatchChanges, MaxChangesPerSet = maxChangesPerSet });
 
-    private static RowChanged Row(TableName table, string id, string? oldId = null) =>
+    private static RowChanged Row(RelationSchema table, string id, string? oldId = null) =>
         new(table, ChangeOperation.Update, id, [ColumnValue.Of("id", "int8", id)], oldId is null ? null : [ColumnValue.Of("id", "int8", oldId)], oldId);
 
     [Fact]
@@ -38,6 +41,7 @@ public sealed class ChangeBatcherTests
         var orders = batch.Parts.Single(p => p.Table == "orders");
         Assert.Equal([(1000UL, 1, "9")], orders.Changes.Select(c => (c.CommitLsn, c.ChangeIndex, c.RecordId)));
         Assert.All(batch.Parts, p => Assert.Equal(2, p.PartCount));
+        Assert.All(batch.Parts, p => Assert.Equal(["id"], p.KeyColumns));
         Assert.Equal([0, 1], batch.Parts.Select(p => p.PartIndex));
     }
 
@@ -108,5 +112,40 @@ public sealed class ChangeBatcherTests
     {
         var error = Assert.Throws<UndecodableMessageException>(() => Batcher().Add(Row(Todos, "1")));
         Assert.Contains("outside a transaction", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void a_truncate_of_several_tables_is_one_change_per_table_in_stream_order()
+    {
+        var batcher = Batcher();
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "1"));
+        batcher.Add(new TablesTruncated([Todos, Orders]));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+
+        var batch = batcher.Cut()!;
+
+        Assert.Equal([(ChangeOperation.Update, "1", 0), (ChangeOperation.Truncate, "", 1)], batch.Parts.Single(p => p.Table == "todos").Changes.Select(c => (c.Operation, c.RecordId, c.ChangeIndex)));
+        Assert.Equal([(ChangeOperation.Truncate, "", 2)], batch.Parts.Single(p => p.Table == "orders").Changes.Select(c => (c.Operation, c.RecordId, c.ChangeIndex)));
+    }
+
+    [Fact]
+    public void transactional_messages_wait_for_their_commit_and_vanish_with_an_abort_while_others_go_at_once()
+    {
+        var batcher = Batcher();
+        batcher.Add(new MessageEmitted("audit", [1], Transactional: false, Lsn: 900));
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(new OriginSet("upstream"));
+        batcher.Add(new MessageEmitted("audit", [2], Transactional: true, Lsn: 950));
+        batcher.Add(Row(Todos, "1"));
+
+        var beforeCommit = batcher.Cut()!;
+        Assert.Equal([(byte)1], beforeCommit.Messages.Single().Content);
+        Assert.Equal("upstream", beforeCommit.Parts.Single().Changes.Single().Origin);
+
+        batcher.Add(new TransactionCommitted(1000, 1010));
+        var afterCommit = batcher.Cut()!;
+        var message = afterCommit.Messages.Single();
+        Assert.Equal(("audit", (byte)2, true, 950UL, (ulong?)1000), (message.Prefix, message.Content.Single(), message.Transactional, message.MessageLsn, message.CommitLsn));
     }
 }
