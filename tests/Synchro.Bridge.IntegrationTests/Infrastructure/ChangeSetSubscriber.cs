@@ -20,9 +20,17 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
 
     public ConcurrentQueue<ChangeSetApplied> Confirmations { get; } = new();
 
+    public ConcurrentQueue<LogicalMessage> Messages { get; } = new();
+
+    /// <summary>Every change received, in order of arrival.</summary>
+    public List<RowChange> Changes => Received.SelectMany(s => s.Changes).ToList();
+
     public IPublishEndpoint Publisher => _bus;
 
-    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] routingKeys)
+    public static Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] routingKeys) =>
+        StartAsync(amqp, queue, routingKeys, []);
+
+    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, string[] routingKeys, string[] messagePrefixes)
     {
         ChangeSetSubscriber? subscriber = null;
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
@@ -47,6 +55,28 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
                     return Task.CompletedTask;
                 });
             });
+            if (messagePrefixes.Length > 0)
+            {
+                cfg.ReceiveEndpoint(queue + ".messages", endpoint =>
+                {
+                    endpoint.ConfigureConsumeTopology = false;
+                    foreach (var prefix in messagePrefixes)
+                    {
+                        endpoint.Bind(WireNames.LogicalMessageExchange, binding =>
+                        {
+                            binding.ExchangeType = ExchangeType.Topic;
+                            binding.RoutingKey = prefix;
+                        });
+                    }
+
+                    endpoint.Handler<LogicalMessage>(context =>
+                    {
+                        subscriber!.Messages.Enqueue(context.Message);
+                        return Task.CompletedTask;
+                    });
+                });
+            }
+
             cfg.ReceiveEndpoint(queue + ".confirmations", endpoint => endpoint.Handler<ChangeSetApplied>(context =>
             {
                 subscriber!.Confirmations.Enqueue(context.Message);
