@@ -48,7 +48,8 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
         {
             rabbit.ConfigureConsumeTopology = false;
             rabbit.SingleActiveConsumer = true;
-            rabbit.PrefetchCount = 32;
+            // Enough to keep the consumer busy; more would only hold change sets in memory.
+            rabbit.PrefetchCount = 8;
             rabbit.Bind(WireNames.ChangeSetExchange, binding =>
             {
                 binding.ExchangeType = ExchangeType.Topic;

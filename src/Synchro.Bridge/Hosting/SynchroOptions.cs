@@ -76,10 +76,10 @@ public sealed class BatchingOptions
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Batches published but not yet confirmed; reading the slot pauses while the window is full.</summary>
-    public int MaxInFlightBatches { get; set; } = 32;
+    public int MaxInFlightBatches { get; set; } = 8;
 
     /// <summary>Decoded events buffered between the slot reader and the batcher.</summary>
-    public int DecodedEventBuffer { get; set; } = 10_000;
+    public int DecodedEventBuffer { get; set; } = 5_000;
 }
 
 /// <summary>One captured table and its bucket rule.</summary>
