@@ -20,13 +20,28 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
             await setup.CheckTablesAsync(connection, cancellationToken);
-            await sidecar.MigrateAsync(dataSource, cancellationToken);
+            if (settings.Roles.HasFlag(BridgeRoles.Replication))
+                await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
+            await MigrateAsync(connection.UserName, cancellationToken);
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await setup.PrepareReplicationAsync(connection, cancellationToken);
         }
 
         if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
             await BrokerProbe.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, cancellationToken);
+    }
+
+    private async Task MigrateAsync(string? role, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await sidecar.MigrateAsync(dataSource, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new StartupCheckException(
+                $"Role '{role}' may not create the sidecar tables in schema {sidecar.Schema} ({e.MessageText}). Run GRANT CREATE ON SCHEMA {sidecar.Schema} TO {role}, or set Synchro:Postgres:SidecarSchema to a schema it owns.", e);
+        }
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -58,8 +58,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         }
     }
 
-    /// <summary>Checks the slot reader needs, then creates or aligns the publication and the slot.</summary>
-    public async Task PrepareReplicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>What the slot reader needs of the server and the role, checked before anything is created.</summary>
+    public static async Task CheckReplicationPrerequisitesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var walLevel = await ScalarAsync<string>(connection, "SHOW wal_level", cancellationToken);
         if (walLevel != "logical")
@@ -70,8 +70,21 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (!canReplicate)
             throw new StartupCheckException(
                 $"Role '{connection.UserName}' may not start replication. Run ALTER ROLE {connection.UserName} WITH REPLICATION, or connect as a role that has it.");
+    }
 
-        await AlignPublicationAsync(connection, cancellationToken);
+    /// <summary>Creates or aligns the publication, then creates the slot when missing.</summary>
+    public async Task PrepareReplicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await AlignPublicationAsync(connection, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+        {
+            throw new StartupCheckException(
+                $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables, or connect as the owner.", e);
+        }
+
         await EnsureSlotAsync(connection, cancellationToken);
     }
 

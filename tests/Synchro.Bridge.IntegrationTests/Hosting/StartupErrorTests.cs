@@ -126,4 +126,27 @@ public sealed class StartupErrorTests
         Assert.Equal(1, exitCode);
         AssertOneLine(output, $"synchro-bridge: Replication slot '{env.Name}' is in use by another process");
     }
+
+    [Fact]
+    public async Task a_role_without_replication_is_told_how_to_grant_it()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var role = env.Name + "_app";
+        await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'; CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        try
+        {
+            var settings = env.BridgeSettings(("todos", "user_id"));
+            settings["Synchro:Postgres:ConnectionString"] = new NpgsqlConnectionStringBuilder(env.ConnectionString) { Username = role, Password = "app" }.ConnectionString;
+
+            var (exitCode, output) = await RunAsync(env, settings);
+
+            Assert.Equal(Misconfigured, exitCode);
+            Assert.Equal($"synchro-bridge: Role '{role}' may not start replication. Run ALTER ROLE {role} WITH REPLICATION, or connect as a role that has it.", output);
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}");
+        }
+    }
 }

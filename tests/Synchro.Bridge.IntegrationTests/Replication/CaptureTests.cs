@@ -203,4 +203,34 @@ public sealed class CaptureTests
         await env.StartBridgeAsync(("orders", "user_id"));
         Assert.Equal("orders", await env.ScalarAsync<string>(published));
     }
+
+    [Fact]
+    public async Task the_origin_of_a_replayed_transaction_is_carried_on_its_changes()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.origin", "public.todos");
+        await env.StartBridgeAsync(("todos", "user_id"));
+
+        await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7)");
+        // The origin is stamped on the commit record, so each statement commits on its own, in one session.
+        await using (var session = await env.DataSource.OpenConnectionAsync())
+        {
+            foreach (var sql in new[]
+            {
+                $"SELECT pg_replication_origin_create('{env.Name}_upstream')",
+                $"SELECT pg_replication_origin_session_setup('{env.Name}_upstream')",
+                "INSERT INTO todos VALUES (2, 7)",
+                "SELECT pg_replication_origin_session_reset()",
+                $"SELECT pg_replication_origin_drop('{env.Name}_upstream')",
+            })
+            {
+                await using var command = new Npgsql.NpgsqlCommand(sql, session);
+                await command.ExecuteNonQueryAsync();
+            }
+        }
+
+        var changes = await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 2, "two changes");
+        Assert.Equal([("1", null), ("2", $"{env.Name}_upstream")], changes.Select(c => (c.RecordId, c.Origin)));
+    }
 }
