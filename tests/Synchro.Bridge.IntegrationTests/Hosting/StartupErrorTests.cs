@@ -149,4 +149,29 @@ public sealed class StartupErrorTests
             await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}");
         }
     }
+
+    [Fact]
+    public async Task no_free_replication_slot_is_refused_with_what_to_free()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        var free = await env.ScalarAsync<long>("SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)");
+        var fillers = Enumerable.Range(0, (int)free).Select(i => $"{env.Name}_f{i}").ToArray();
+        try
+        {
+            // Physical slots are cheap and count against max_replication_slots like logical ones.
+            foreach (var slot in fillers)
+                await env.ExecuteAsync($"SELECT pg_create_physical_replication_slot('{slot}')");
+
+            var (exitCode, output) = await RunAsync(env, env.BridgeSettings(("todos", "user_id")));
+
+            Assert.Equal(Misconfigured, exitCode);
+            AssertOneLine(output, "synchro-bridge: PostgreSQL has no free replication slot (max_replication_slots is used up). Drop an unused slot");
+        }
+        finally
+        {
+            foreach (var slot in fillers)
+                await env.ExecuteAsync($"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{slot}'");
+        }
+    }
 }

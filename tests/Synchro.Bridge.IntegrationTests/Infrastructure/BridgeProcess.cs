@@ -36,6 +36,13 @@ internal sealed class BridgeProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>SIGKILL: no shutdown, no last acknowledgement, exactly like a crash.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
     /// <summary>The last lines the bridge printed, for failure messages.</summary>
     public string RecentOutput => string.Join(Environment.NewLine, _output);
 
