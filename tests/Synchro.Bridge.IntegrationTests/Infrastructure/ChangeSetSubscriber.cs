@@ -39,15 +39,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
             BusTopology.ConfigureChangeSetPublishing(cfg);
             cfg.ReceiveEndpoint(queue, endpoint =>
             {
-                endpoint.ConfigureConsumeTopology = false;
-                foreach (var key in routingKeys)
-                {
-                    endpoint.Bind(WireNames.ChangeSetExchange, binding =>
-                    {
-                        binding.ExchangeType = ExchangeType.Topic;
-                        binding.RoutingKey = key;
-                    });
-                }
+                BindTopic(endpoint, WireNames.ChangeSetExchange, routingKeys);
 
                 endpoint.Handler<ChangeSet>(context =>
                 {
@@ -59,15 +51,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
             {
                 cfg.ReceiveEndpoint(queue + ".messages", endpoint =>
                 {
-                    endpoint.ConfigureConsumeTopology = false;
-                    foreach (var prefix in messagePrefixes)
-                    {
-                        endpoint.Bind(WireNames.LogicalMessageExchange, binding =>
-                        {
-                            binding.ExchangeType = ExchangeType.Topic;
-                            binding.RoutingKey = prefix;
-                        });
-                    }
+                    BindTopic(endpoint, WireNames.LogicalMessageExchange, messagePrefixes);
 
                     endpoint.Handler<LogicalMessage>(context =>
                     {
@@ -86,6 +70,19 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
         subscriber = new ChangeSetSubscriber(bus);
         await bus.StartAsync(new CancellationTokenSource(TimeSpan.FromSeconds(30)).Token);
         return subscriber;
+    }
+
+    private static void BindTopic(IRabbitMqReceiveEndpointConfigurator endpoint, string exchange, string[] routingKeys)
+    {
+        endpoint.ConfigureConsumeTopology = false;
+        foreach (var key in routingKeys)
+        {
+            endpoint.Bind(exchange, binding =>
+            {
+                binding.ExchangeType = ExchangeType.Topic;
+                binding.RoutingKey = key;
+            });
+        }
     }
 
     public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
