@@ -82,7 +82,12 @@ public static class ServiceCollectionExtensions
 
         bus.UsingRabbitMq((context, cfg) =>
         {
-            cfg.Host(new Uri(settings.RabbitMq.Uri), host => host.RequestedConnectionTimeout(settings.RabbitMq.ConnectTimeout));
+            cfg.Host(new Uri(settings.RabbitMq.Uri), host =>
+            {
+                host.RequestedConnectionTimeout(settings.RabbitMq.ConnectTimeout);
+                // Said explicitly, not left to a default: a publish completes only once the broker has the message.
+                host.PublisherConfirmation = true;
+            });
             BusTopology.ConfigureChangeSetPublishing(cfg);
             cfg.ConfigureEndpoints(context);
         });
