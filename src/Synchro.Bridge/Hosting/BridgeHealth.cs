@@ -23,6 +23,10 @@ internal sealed class BridgeHealth(BridgeFailure failure, ActiveRun activeRun, I
         if (failure.Error is { } error)
             return new HealthReport(false, CommandLine.Describe(error) ?? error.Message, now);
 
+        // One blip is normal (a broker restart); retrying without progress for long is not.
+        if (activeRun.LastInterruption is { } interruption && now - interruption.Since > options.Value.Health.AckStallThreshold)
+            return new HealthReport(false, $"replication keeps failing since {interruption.Since:u}, last: {interruption.Reason}", now);
+
         if (activeRun.Tracker is not { } tracker)
             return new HealthReport(true, "running", now);
 

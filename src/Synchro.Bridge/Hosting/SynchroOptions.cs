@@ -103,6 +103,6 @@ public sealed class HealthOptions
     /// <summary>File the running bridge rewrites with its health every few seconds; <c>synchro-bridge health</c> reads it. Empty: none.</summary>
     public string File { get; set; } = "";
 
-    /// <summary>Health is red when batches are in flight but the acknowledged LSN has not moved for this long (a poison message, a stopped consumer).</summary>
+    /// <summary>Health is red when batches are in flight but the acknowledged LSN has not moved for this long (a poison message, a stopped consumer), or replication has been retrying without progress for this long.</summary>
     public TimeSpan AckStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
 }

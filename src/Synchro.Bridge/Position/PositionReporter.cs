@@ -8,7 +8,7 @@ namespace Synchro.Bridge.Position;
 /// PostgreSQL sees never passes the one we stored. When nothing is in flight it also acknowledges
 /// the server's keepalive position, so writes to unpublished tables do not pin WAL.
 /// </summary>
-internal sealed class PositionReporter(IPositionStore store, string slotName, TimeSpan idleInterval, TimeProvider time, ILogger logger)
+internal sealed class PositionReporter(IPositionStore store, string slotName, TimeSpan idleInterval, TimeProvider time, ActiveRun activeRun, ILogger logger)
 {
     private ulong _reported;
 
@@ -64,6 +64,7 @@ internal sealed class PositionReporter(IPositionStore store, string slotName, Ti
         await store.SaveAsync(slotName, lsn, cancellationToken);
         await reader.ReportFlushedAsync(lsn, cancellationToken);
         _reported = lsn;
+        activeRun.Progressed();
         PositionLog.Acknowledged(logger, slotName, new Lsn(lsn));
     }
 }

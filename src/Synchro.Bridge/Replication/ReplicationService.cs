@@ -47,6 +47,7 @@ internal sealed class ReplicationService(
             }
             catch (Exception e) when (IsTransient(e))
             {
+                activeRun.Interrupted(e.Message, time.GetUtcNow());
                 ReplicationLog.Restarting(logger, e.Message, RestartDelay.TotalSeconds);
                 await Task.Delay(RestartDelay, time, stoppingToken);
             }
@@ -71,7 +72,7 @@ internal sealed class ReplicationService(
             SingleWriter = true,
         });
         await using var reader = new SlotReader(settings.Postgres.ConnectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
-        var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, logger);
+        var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = runCancellation.Token;
