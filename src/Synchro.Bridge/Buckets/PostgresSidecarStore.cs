@@ -65,7 +65,9 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
 
     private async Task WriteAsync(NpgsqlConnection connection, string tableName, SidecarPlan plan, CancellationToken cancellationToken)
     {
-        await using var batch = new NpgsqlBatch(connection);
+        // No flush per change set: the position store commits synchronously in the same database
+        // before any LSN is acknowledged, and WAL is flushed in order, so this commit is durable by then.
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Command("SET LOCAL synchronous_commit = off") } };
 
         if (plan.Changelog.Count > 0)
         {

@@ -17,14 +17,29 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
 
     public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            $"""
-            INSERT INTO {tables.WalPosition} AS p (slot_name, confirmed_lsn, updated_at) VALUES ($1, $2, now())
-            ON CONFLICT (slot_name) DO UPDATE
-              SET confirmed_lsn = GREATEST(p.confirmed_lsn, excluded.confirmed_lsn), updated_at = now()
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
-        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(lsn), NpgsqlDbType = NpgsqlDbType.PgLsn });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // One batch is one implicit transaction, so SET LOCAL covers the upsert: this commit waits for
+        // its WAL flush, which also makes every earlier (asynchronously committed) sidecar write durable.
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                new NpgsqlBatchCommand("SET LOCAL synchronous_commit = on"),
+                new NpgsqlBatchCommand(
+                    $"""
+                    INSERT INTO {tables.WalPosition} AS p (slot_name, confirmed_lsn, updated_at) VALUES ($1, $2, now())
+                    ON CONFLICT (slot_name) DO UPDATE
+                      SET confirmed_lsn = GREATEST(p.confirmed_lsn, excluded.confirmed_lsn), updated_at = now()
+                    """)
+                {
+                    Parameters =
+                    {
+                        new NpgsqlParameter { Value = slotName },
+                        new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(lsn), NpgsqlDbType = NpgsqlDbType.PgLsn },
+                    },
+                },
+            },
+        };
+        await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 }

@@ -233,4 +233,29 @@ public sealed class CaptureTests
         var changes = await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 2, "two changes");
         Assert.Equal([("1", null), ("2", $"{env.Name}_upstream")], changes.Select(c => (c.RecordId, c.Origin)));
     }
+
+    [Fact]
+    public async Task a_table_that_loses_its_key_mid_stream_stops_the_bridge_with_nothing_acknowledged_past_it()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        using var host = TestEnvironment.BuildBridge(env.BridgeSettings(("todos", "user_id")));
+        using var errors = new StringWriter();
+        var running = Synchro.Bridge.Hosting.CommandLine.RunHostAsync(host, errors, CancellationToken.None);
+        await Eventually.Until(() => env.ScalarAsync<bool>($"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{env.Name}' AND active)"), "the bridge to hold the slot");
+
+        await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7)");
+        await Eventually.Until(env.ChangelogAsync, rows => rows.Count == 1, "the first insert applied");
+        var beforeKeyless = await env.CurrentWalLsnAsync();
+        await env.ExecuteAsync("ALTER TABLE todos DROP CONSTRAINT todos_pkey");
+        await env.ExecuteAsync("INSERT INTO todos VALUES (2, 7)");
+
+        var exitCode = await running.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(1, exitCode);
+        Assert.Equal(
+            "synchro-bridge: Table public.todos has no primary key and no replica identity index, so its rows cannot be identified. Add a primary key (ALTER TABLE public.todos ADD PRIMARY KEY (...)) or set REPLICA IDENTITY USING INDEX on a unique index, or remove it from Synchro:Tables.",
+            errors.ToString().TrimEnd());
+        Assert.True(await env.ConfirmedFlushLsnAsync() <= beforeKeyless, "the slot must not pass the change it could not decode");
+        Assert.Equal(["user:7|todos|1|1"], await env.ChangelogAsync());
+    }
 }
