@@ -84,6 +84,30 @@ public sealed class EndToEndTests
             changes[1].NewRow!.Select(v => $"{v.Name}={v.Text} ({v.Type})"));
     }
 
+    [Fact]
+    public async Task without_a_broker_the_bridge_runs_on_the_in_memory_bus()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync(TodosTable);
+        var settings = env.BridgeSettings(("todos", "user_id"));
+        settings["Synchro:RabbitMq:Uri"] = "";
+        using var host = TestEnvironment.BuildBridge(settings);
+        await host.StartAsync();
+        try
+        {
+            await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7, 'a'), (2, NULL, 'b')");
+            await env.ExecuteAsync("UPDATE todos SET user_id = 8 WHERE id = 1");
+            var written = await env.CurrentWalLsnAsync();
+
+            await Eventually.Until(env.ConfirmedFlushLsnAsync, lsn => lsn >= written, "the slot to confirm the changes");
+            Assert.Equal(["user:7|todos|1|1", "global|todos|2|1", "user:8|todos|1|1", "user:7|todos|1|3"], await env.ChangelogAsync());
+        }
+        finally
+        {
+            await host.StopAsync();
+        }
+    }
+
     private static async Task<List<string>> SidecarSnapshotAsync(TestEnvironment env)
     {
         var rows = new List<string>();
