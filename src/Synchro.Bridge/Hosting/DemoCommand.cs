@@ -60,7 +60,8 @@ internal static class DemoCommand
         }, minimumLevel: LogLevel.Warning);
         var running = CommandLine.RunHostAsync(host, Console.Error, cancellationToken);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
-        await WaitForSlotAsync(dataSource, running, cancellationToken);
+        if (!await WaitForSlotAsync(dataSource, running, cancellationToken))
+            return await running; // the bridge stopped at start-up and has said why
         Say(string.IsNullOrEmpty(amqp) ? "bridge running on the in-memory bus" : $"bridge running, publishing to {new Uri(amqp).Host}:{new Uri(amqp).Port}");
 
         var stopwatch = Stopwatch.StartNew();
@@ -121,14 +122,17 @@ internal static class DemoCommand
         await schema.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static async Task WaitForSlotAsync(NpgsqlDataSource dataSource, Task<int> running, CancellationToken cancellationToken)
+    /// <summary>True once the bridge streams the slot; false when it stopped first.</summary>
+    private static async Task<bool> WaitForSlotAsync(NpgsqlDataSource dataSource, Task<int> running, CancellationToken cancellationToken)
     {
         while (!await ScalarAsync<bool>(dataSource, $"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{Database}' AND active)", cancellationToken))
         {
             if (running.IsCompleted)
-                Environment.Exit(await running);
+                return false;
             await Task.Delay(100, cancellationToken);
         }
+
+        return true;
     }
 
     private static async Task ReportAsync(NpgsqlDataSource dataSource, DemoWorkload workload, TimeSpan elapsed, CancellationToken cancellationToken)
