@@ -1,0 +1,563 @@
+#!/usr/bin/env bash
+# Throughput benchmark: the bridge against pg_recvlogical (PostgreSQL streaming pgoutput with no
+# processing at all) on the same machine, in the same run. See bench/README.md.
+#
+#   bench/run.sh                    full size: 200,000-row transaction, 20,000 one-row transactions
+#   BENCH_SCALE=0.1 bench/run.sh    smoke run (multiplies both sizes)
+#
+# Knobs: BENCH_SCALE (default 1), BENCH_RUN_TIMEOUT (seconds one measured run may take, default 600),
+#        BENCH_REF (build that commit, exported with git archive, instead of the working tree).
+# Writes bench/results/latest.md and prints it; scratch files and logs go to bench/results/tmp/.
+set -euo pipefail
+export LC_ALL=C
+
+BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+REPO=$(cd -- "$BENCH_DIR/.." && pwd -P)
+RESULTS="$BENCH_DIR/results"
+TMP="$RESULTS/tmp"
+SCALE=${BENCH_SCALE:-1}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-600}
+PGBIN=/usr/lib/postgresql/15/bin
+PUB=bench_pub
+VHOST=synchro_bench
+CLIENTS=4            # pgbench clients for the many-small-transactions workload
+POLL=0.1             # seconds between completion checks (done inside PostgreSQL, see bench_wait)
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: ERROR: %s\n' "$*" >&2; exit 1; }
+
+[[ $SCALE =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v s="$SCALE" 'BEGIN { exit !(s > 0) }' ||
+    die "BENCH_SCALE must be a positive number, got '$SCALE'"
+[[ $RUN_TIMEOUT =~ ^[0-9]+$ ]] && [ "$RUN_TIMEOUT" -gt 0 ] || die "BENCH_RUN_TIMEOUT must be a positive integer"
+for tool in psql pgbench pg_recvlogical; do
+    [ -x "$PGBIN/$tool" ] || die "$PGBIN/$tool not found (PostgreSQL 15 client binaries are needed)"
+done
+for tool in dotnet curl awk; do
+    command -v "$tool" >/dev/null || die "$tool not found"
+done
+
+BIG_ROWS=$(awk -v s="$SCALE" 'BEGIN { printf "%d", 200000 * s + 0.5 }')
+PER_CLIENT=$(awk -v s="$SCALE" -v c="$CLIENTS" 'BEGIN { printf "%d", 20000 * s / c + 0.5 }')
+SMALL_ROWS=$((PER_CLIENT * CLIENTS))
+[ "$BIG_ROWS" -ge 1 ] && [ "$PER_CLIENT" -ge 1 ] || die "BENCH_SCALE=$SCALE leaves nothing to write"
+
+mkdir -p "$TMP"
+exec 8>"$TMP/.lock"
+flock -n 8 || die "another bench/run.sh is running (lock $TMP/.lock)"
+cd "$REPO"
+
+# ------------------------------------------------------------------ servers and build
+
+log "starting or reusing the servers (scripts/servers.sh up)"
+eval "$(scripts/servers.sh up)"
+export PGHOST PGPORT PGUSER PGPASSWORD
+: "${SYNCHRO_TEST_AMQP:?scripts/servers.sh did not export SYNCHRO_TEST_AMQP}"
+: "${SYNCHRO_RABBIT_MGMT_URL:?scripts/servers.sh did not export SYNCHRO_RABBIT_MGMT_URL}"
+
+# The bridge is built from the working tree (what `dotnet build src/Synchro.Bridge` sees), or with
+# BENCH_REF=<commit> from that commit exported by `git archive` into bench/results/tmp/src, so that
+# edits in progress in the working tree cannot end up in (or break) the measurement.
+BUILD_ROOT=$REPO
+if [ -n "${BENCH_REF:-}" ]; then
+    REF_COMMIT=$(git -C "$REPO" rev-parse --verify --quiet "${BENCH_REF}^{commit}") ||
+        die "BENCH_REF=$BENCH_REF is not a commit of $REPO"
+    BUILD_ROOT="$TMP/src"
+    rm -rf "$BUILD_ROOT"
+    mkdir -p "$BUILD_ROOT"
+    git -C "$REPO" archive --format=tar "$REF_COMMIT" | tar -x -C "$BUILD_ROOT" ||
+        die "git archive $REF_COMMIT failed"
+    log "building the bridge (Release) from commit ${REF_COMMIT:0:7} (BENCH_REF=$BENCH_REF)"
+else
+    log "building the bridge (Release) from the working tree"
+fi
+dotnet build "$BUILD_ROOT/src/Synchro.Bridge" -c Release -nologo -v quiet -clp:ErrorsOnly >"$TMP/build.log" 2>&1 ||
+    { tail -n 30 "$TMP/build.log" >&2; die "dotnet build src/Synchro.Bridge -c Release failed (log: $TMP/build.log)"; }
+# Run a private copy, so a rebuild by someone else during the benchmark cannot swap DLLs under it.
+rm -rf "$TMP/bridge"
+cp -a "$BUILD_ROOT/src/Synchro.Bridge/bin/Release/net10.0" "$TMP/bridge"
+BRIDGE_DLL="$TMP/bridge/synchro-bridge.dll"
+[ -f "$BRIDGE_DLL" ] || die "build produced no $BRIDGE_DLL"
+# The exported tree is no longer needed; leave no second copy of the projects lying in the repository.
+[ "$BUILD_ROOT" = "$REPO" ] || rm -rf "$BUILD_ROOT"
+
+# What was built, for the report.
+if [ -n "${BENCH_REF:-}" ]; then
+    COMMIT="${REF_COMMIT:0:7} (BENCH_REF=$BENCH_REF, built from \`git archive\`)"
+else
+    COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    # --no-optional-locks: status must not refresh (write) the index of a repository others work in.
+    if [ "$COMMIT" != unknown ] && [ -n "$(git -C "$REPO" --no-optional-locks status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+        COMMIT="$COMMIT, working tree with uncommitted changes"
+    fi
+fi
+
+# ------------------------------------------------------------------ helpers
+
+PSQL=("$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1)
+# sql DB QUERY...: run statements in one session, print the rows (bounded).
+sql() {
+    local db=$1
+    shift
+    local args=() q
+    for q in "$@"; do args+=(-c "$q"); done
+    PGOPTIONS='-c client_min_messages=warning' timeout "$RUN_TIMEOUT" "${PSQL[@]}" -d "$db" "${args[@]}"
+}
+
+now() { echo "$EPOCHREALTIME"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "n/a" }'; }
+fmt1() { awk -v x="$1" 'BEGIN { printf "%.1f", x }'; }
+fmt2() { awk -v x="$1" 'BEGIN { printf "%.2f", x }'; }
+group() { sed -E ':a; s/^([0-9]+)([0-9]{3})/\1,\2/; ta' <<<"$1"; }   # 200000 -> 200,000
+
+CLK_TCK=$(getconf CLK_TCK)
+PG_DATA=$(sql postgres "SELECT current_setting('data_directory')")
+PG_PM=$(head -n1 "$PG_DATA/postmaster.pid" 2>/dev/null || true)
+RMQ_PID=$(tr -dc '0-9' <"$REPO/.servers/rabbitmq/rabbitmq.pid" 2>/dev/null || true)
+[ -n "$PG_PM" ] && [ -d "/proc/$PG_PM" ] || { log "cannot read the postmaster pid; PostgreSQL CPU is not reported"; PG_PM=; }
+[ -n "$RMQ_PID" ] && [ -d "/proc/$RMQ_PID" ] || { log "cannot find the RabbitMQ node's pid; RabbitMQ CPU is not reported"; RMQ_PID=; }
+
+# _ticks PID [children]: sets TICKS to the process's CPU ticks (plus its reaped children's); no fork.
+_ticks() {
+    TICKS=0
+    local stat f
+    { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 0
+    # shellcheck disable=SC2206
+    f=(${stat##*) })     # f[0] is field 3 (state): utime=f[11] stime=f[12] cutime=f[13] cstime=f[14]
+    TICKS=$((f[11] + f[12]))
+    [ "${2:-}" = children ] && TICKS=$((TICKS + f[13] + f[14]))
+    return 0
+}
+
+# All of PostgreSQL: postmaster, its live children, and the children it already reaped. A backend
+# that exits between listing and reading moves into the postmaster's cutime: then read again, so
+# that it is counted exactly once (a walsender exits the moment pg_recvlogical does).
+pg_ticks() {
+    [ -n "$PG_PM" ] || { echo -1; return; }
+    local try before after total pid
+    for try in 1 2 3 4 5; do
+        _ticks "$PG_PM" children
+        before=$TICKS
+        total=0
+        for pid in $(ps -o pid= --ppid "$PG_PM"); do
+            _ticks "$pid" children
+            total=$((total + TICKS))
+        done
+        _ticks "$PG_PM" children
+        after=$TICKS
+        [ "$before" = "$after" ] && break
+    done
+    echo $((after + total))
+}
+rmq_ticks() { if [ -n "$RMQ_PID" ]; then _ticks "$RMQ_PID" children; echo "$TICKS"; else echo -1; fi; }
+# Busy CPU time of the whole machine (all cores): shows how much else was running.
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
+cpu_s() {   # cpu_s BEFORE AFTER -> seconds, or n/a
+    if [ "$1" -lt 0 ] || [ "$2" -lt 0 ]; then echo n/a; else awk -v a="$1" -v b="$2" -v t="$CLK_TCK" 'BEGIN { printf "%.1f", (b - a) / t }'; fi
+}
+
+# ------------------------------------------------------------------ cleanup
+
+BRIDGE_PID=
+CREATED_DBS=()
+VHOST_CREATED=0
+
+# Stop a process we started: SIGTERM (the bridge shuts down gracefully on it), bounded wait, SIGKILL.
+stop_pid() {
+    local pid=$1 secs=${2:-60} i state
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < secs * 10; i++)); do
+        state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null || true)
+        [ -z "$state" ] || [ "$state" = Z ] && return 0
+        sleep 0.1
+    done
+    log "process $pid did not stop within ${secs}s of SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+    return 1
+}
+
+drop_run_objects() {   # drop_run_objects DB SLOT: slot (once its walsender is gone) and database
+    local db=$1 slot=$2 i
+    for ((i = 0; i < 300; i++)); do
+        [ "$(sql postgres "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot' AND active")" = 0 ] && break
+        sleep 0.1
+    done
+    sql postgres "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '$slot'" >/dev/null ||
+        log "could not drop replication slot $slot"
+    sql postgres "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null || log "could not drop database $db"
+}
+
+cleanup() {
+    local rc=$? db
+    set +e
+    if [ -n "$BRIDGE_PID" ]; then
+        stop_pid "$BRIDGE_PID" 30
+        wait "$BRIDGE_PID" 2>/dev/null
+    fi
+    for db in "${CREATED_DBS[@]}"; do drop_run_objects "$db" "$db"; done
+    if [ "$VHOST_CREATED" = 1 ]; then
+        curl -sf -u "$AMQP_USERINFO" -X DELETE "${SYNCHRO_RABBIT_MGMT_URL}api/vhosts/$VHOST" >/dev/null ||
+            log "could not delete RabbitMQ vhost $VHOST"
+    fi
+    [ "$rc" = 0 ] || log "failed (exit $rc); logs are in $TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------ RabbitMQ vhost
+
+# The bridge's consumer queue is bound to the shared change-set exchange with "#", so every other
+# bridge queue on the default vhost (tests, demo, leftovers) would get a copy of our change sets.
+# A private vhost keeps the benchmark's traffic, and the broker work it causes, to itself.
+AMQP_USERINFO=$(sed -E 's#^amqps?://([^@/]*)@.*#\1#' <<<"$SYNCHRO_TEST_AMQP")
+[[ $AMQP_USERINFO == *:* ]] || AMQP_USERINFO=guest:guest
+curl -sf -u "$AMQP_USERINFO" -X DELETE "${SYNCHRO_RABBIT_MGMT_URL}api/vhosts/$VHOST" >/dev/null 2>&1 || true
+curl -sf -u "$AMQP_USERINFO" -X PUT "${SYNCHRO_RABBIT_MGMT_URL}api/vhosts/$VHOST" >/dev/null ||
+    die "cannot create RabbitMQ vhost $VHOST through the management API at $SYNCHRO_RABBIT_MGMT_URL"
+VHOST_CREATED=1
+curl -sf -u "$AMQP_USERINFO" -X PUT -H 'content-type: application/json' \
+    -d '{"configure":".*","write":".*","read":".*"}' \
+    "${SYNCHRO_RABBIT_MGMT_URL}api/permissions/$VHOST/${AMQP_USERINFO%%:*}" >/dev/null ||
+    die "cannot grant ${AMQP_USERINFO%%:*} access to RabbitMQ vhost $VHOST"
+BENCH_AMQP="${SYNCHRO_TEST_AMQP%/}/$VHOST"
+
+# ------------------------------------------------------------------ one database per measured run
+
+# A server-side wait loop: polls the slot every p_poll seconds for up to p_seconds and returns when
+# (if) confirmed_flush_lsn reached p_target, with the server-clock times it first saw the slot active
+# and saw it reach the target. Polling inside PostgreSQL costs next to nothing, unlike a psql per poll.
+BENCH_WAIT_SQL=$(cat <<'SQL'
+CREATE FUNCTION bench_wait(p_slot text, p_target pg_lsn, p_seconds float8, p_poll float8)
+RETURNS TABLE (active_at float8, done_at float8, confirmed pg_lsn) LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + make_interval(secs => p_seconds);
+    is_active boolean;
+BEGIN
+    LOOP
+        SELECT s.active, s.confirmed_flush_lsn INTO is_active, confirmed
+        FROM pg_replication_slots s WHERE s.slot_name = p_slot;
+        IF is_active AND active_at IS NULL THEN
+            active_at := extract(epoch FROM clock_timestamp());
+        END IF;
+        IF confirmed >= p_target THEN
+            done_at := extract(epoch FROM clock_timestamp());
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        EXIT WHEN clock_timestamp() >= deadline;
+        PERFORM pg_sleep(p_poll);
+    END LOOP;
+    RETURN NEXT;
+END $$
+SQL
+)
+
+TITLE="'title-' || lpad(v::text, 14, '0')"                                     # 20 characters
+BODY="rpad('body of item ' || v || ' ', 100, 'lorem ipsum dolor sit amet ')"     # 100 characters
+
+prepare_db() {   # prepare_db DB: fresh database with the table, the publication and a pgoutput slot named DB
+    local db=$1
+    drop_run_objects "$db" "$db"
+    sql postgres "CREATE DATABASE $db" >/dev/null
+    CREATED_DBS+=("$db")
+    sql "$db" \
+        "CREATE TABLE items (id bigint PRIMARY KEY, user_id bigint NOT NULL, title text NOT NULL, body text NOT NULL)" \
+        "CREATE SEQUENCE items_id_seq" \
+        "$BENCH_WAIT_SQL" \
+        "CREATE PUBLICATION $PUB FOR TABLE items" >/dev/null
+    # Waits for transactions running anywhere in the cluster to end (consistent snapshot); untimed.
+    sql "$db" "SELECT pg_create_logical_replication_slot('$db', 'pgoutput')" >/dev/null
+}
+
+# write_workload DB KIND: writes the workload with nothing reading the slot. Sets ROWS, WRITE_S, END_LSN.
+write_workload() {
+    local db=$1 kind=$2 t0 t1 insert_lsn inserts
+    t0=$(now)
+    case $kind in
+        big)
+            ROWS=$BIG_ROWS
+            sql "$db" "INSERT INTO items (id, user_id, title, body)
+                       SELECT v, v % 100, $TITLE, $BODY FROM generate_series(1, $ROWS) v" >/dev/null ;;
+        small)
+            ROWS=$SMALL_ROWS
+            printf '%s\n' "INSERT INTO items (id, user_id, title, body) SELECT v, v % 100, $TITLE, $BODY FROM (SELECT nextval('items_id_seq') AS v) s;" \
+                >"$TMP/small.sql"
+            timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -f "$TMP/small.sql" -t "$PER_CLIENT" -c "$CLIENTS" -j 2 "$db" \
+                >"$TMP/pgbench-$db.log" 2>&1 ||
+                { tail -n 20 "$TMP/pgbench-$db.log" >&2; die "pgbench failed on $db (log: $TMP/pgbench-$db.log)"; } ;;
+    esac
+    t1=$(now)
+    WRITE_S=$(sub "$t1" "$t0")
+    [ "$(sql "$db" "SELECT count(*) FROM items")" = "$ROWS" ] || die "$db: items does not hold $ROWS rows after the workload"
+
+    # Walsenders only send flushed WAL (synchronous_commit is off on the test server): let the
+    # WAL writer catch up first so that no measured run waits for it.
+    insert_lsn=$(sql "$db" "SELECT pg_current_wal_insert_lsn()")
+    local deadline=$((SECONDS + 60))
+    until [ "$(sql "$db" "SELECT pg_current_wal_flush_lsn() >= '$insert_lsn'")" = t ]; do
+        [ "$SECONDS" -lt "$deadline" ] || die "WAL not flushed up to $insert_lsn after 60 s"
+        sleep 0.05
+    done
+    # The end LSN is the end of the workload's last commit, read from the slot itself (peek: the
+    # slot does not move). pg_current_wal_insert_lsn() alone can lie past it when other databases
+    # write WAL meanwhile, and the bridge would then wait for an idle keepalive acknowledgement.
+    # The peek also checks that the stream holds every row. It is untimed and done for every run.
+    local peek
+    peek=$(sql "$db" "SELECT count(*) FILTER (WHERE get_byte(data, 0) = 73), max(lsn)
+        FROM pg_logical_slot_peek_binary_changes('$db', '$insert_lsn', NULL,
+             'proto_version', '1', 'publication_names', '$PUB')")
+    IFS='|' read -r inserts END_LSN <<<"$peek"
+    [ "$inserts" = "$ROWS" ] || die "$db: the slot holds $inserts inserts up to $insert_lsn, expected $ROWS"
+    [ -n "$END_LSN" ] || die "$db: no end LSN found in the slot"
+    log "$db: wrote $ROWS rows in ${WRITE_S}s, end LSN $END_LSN"
+}
+
+# Result rows, one per measured run, '|'-separated (CPU in seconds; the last two only for the bridge):
+# workload|consumer|rows|seconds|startup|peak_rss_mb|cpu_consumer|cpu_pg|cpu_rmq|cpu_machine|cpu_walsender|cpu_backends
+RESULT_ROWS=()
+declare -A WRITE_TIMES RECV_SECONDS
+
+measure_recvlogical() {   # measure_recvlogical WORKLOAD KIND
+    local workload=$1 kind=$2 db="bench_${2}_recv" t0 t1 pg0 pg1 rm0 rm1 m0 m1 rss=n/a cpu=n/a u s
+    prepare_db "$db"
+    write_workload "$db" "$kind"
+    WRITE_TIMES[$kind]=$WRITE_S
+    local cmd=("$PGBIN/pg_recvlogical" -d "$db" --slot "$db" --start --no-loop
+        -o proto_version=1 -o "publication_names=$PUB" "--endpos=$END_LSN" -f /dev/null)
+    local timed=()
+    [ -x /usr/bin/time ] && timed=(/usr/bin/time -f '%M %U %S' -o "$TMP/time-$db.txt")
+    log "$db: pg_recvlogical up to $END_LSN"
+    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    timeout "$RUN_TIMEOUT" "${timed[@]}" "${cmd[@]}" 2>"$TMP/recvlogical-$db.log" ||
+        { cat "$TMP/recvlogical-$db.log" >&2; die "pg_recvlogical failed or took over ${RUN_TIMEOUT}s on $db"; }
+    t1=$(now)
+    pg1=$(pg_ticks); rm1=$(rmq_ticks); m1=$(machine_ticks)
+    local confirmed
+    confirmed=$(sql "$db" "SELECT confirmed_flush_lsn >= '$END_LSN' FROM pg_replication_slots WHERE slot_name = '$db'")
+    [ "$confirmed" = t ] || die "$db: pg_recvlogical exited but the slot is not confirmed up to $END_LSN"
+    if [ -s "$TMP/time-$db.txt" ]; then
+        read -r rss u s < <(tail -n1 "$TMP/time-$db.txt")
+        rss=$(awk -v k="$rss" 'BEGIN { printf "%.0f", k / 1024 }')
+        cpu=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.1f", u + s }')
+    fi
+    RECV_SECONDS[$kind]=$(sub "$t1" "$t0")
+    RESULT_ROWS+=("$workload|pg_recvlogical|$ROWS|${RECV_SECONDS[$kind]}||$rss|$cpu|$(cpu_s "$pg0" "$pg1")|$(cpu_s "$rm0" "$rm1")|$(cpu_s "$m0" "$m1")||")
+    log "$db: pg_recvlogical took ${RECV_SECONDS[$kind]}s"
+    drop_run_objects "$db" "$db"
+}
+
+measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
+    local workload=$1 kind=$2 bus=$3 db uri label
+    case $bus in
+        rabbitmq) db="bench_${kind}_rmq" uri=$BENCH_AMQP label="bridge + RabbitMQ" ;;
+        memory) db="bench_${kind}_mem" uri= label="bridge, in-memory bus" ;;
+    esac
+    prepare_db "$db"
+    write_workload "$db" "$kind"
+
+    local conn="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db"
+    local blog="$TMP/bridge-$db.log" t0 pg0 rm0 m0 b0
+    log "$db: starting the bridge ($label)"
+    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    env Synchro__Postgres__ConnectionString="$conn" \
+        Synchro__RabbitMq__Uri="$uri" \
+        Synchro__Replication__SlotName="$db" \
+        Synchro__Replication__PublicationName="$PUB" \
+        Synchro__Tables__0__Name=items \
+        Synchro__Tables__0__OwnerColumn=user_id \
+        Logging__LogLevel__Default=Warning \
+        DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
+        dotnet "$BRIDGE_DLL" run >"$blog" 2>&1 </dev/null &
+    BRIDGE_PID=$!
+
+    local active_at= done_at= confirmed= a d c deadline out
+    deadline=$(awk -v t="$t0" -v n="$RUN_TIMEOUT" 'BEGIN { printf "%d", t + n }')
+    while :; do
+        out=$(sql "$db" "SELECT * FROM bench_wait('$db', '$END_LSN', 1.0, $POLL)") ||
+            die "$db: polling the slot failed"
+        IFS='|' read -r a d c <<<"$out"
+        [ -z "$active_at" ] && [ -n "$a" ] && active_at=$a
+        confirmed=$c
+        if [ -n "$d" ]; then done_at=$d; break; fi
+        if ! kill -0 "$BRIDGE_PID" 2>/dev/null || [ "$(awk '{ print $3 }' "/proc/$BRIDGE_PID/stat" 2>/dev/null)" = Z ]; then
+            tail -n 30 "$blog" >&2
+            die "$db: the bridge exited before confirming $END_LSN (confirmed: ${confirmed:-none}; log: $blog)"
+        fi
+        if [ "$(printf '%.0f' "$(now)")" -ge "$deadline" ]; then
+            tail -n 30 "$blog" >&2
+            die "$db: the bridge did not confirm $END_LSN within ${RUN_TIMEOUT}s (confirmed: ${confirmed:-none}; log: $blog)"
+        fi
+    done
+    # Read everything before stopping the process: peak RSS, its CPU, the servers' CPU.
+    local hwm pg1 rm1 m1 b1
+    hwm=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$BRIDGE_PID/status")
+    _ticks "$BRIDGE_PID"
+    b1=$TICKS
+    pg1=$(pg_ticks); rm1=$(rmq_ticks); m1=$(machine_ticks)
+    # Where PostgreSQL's share went: the slot's walsender (decoding, pgoutput) and the bridge's other
+    # backends (sidecar tables, position store). Both live exactly as long as the bridge, so their
+    # whole CPU time is this run's.
+    local ws be ws_ticks=0 be_ticks=0 p
+    ws=$(sql "$db" "SELECT active_pid FROM pg_replication_slots WHERE slot_name = '$db'")
+    be=$(sql "$db" "SELECT pid FROM pg_stat_activity WHERE datname = current_database()
+                    AND backend_type = 'client backend' AND pid <> pg_backend_pid()")
+    if [ -n "$ws" ]; then _ticks "$ws"; ws_ticks=$TICKS; fi
+    for p in $be; do _ticks "$p"; be_ticks=$((be_ticks + TICKS)); done
+    stop_pid "$BRIDGE_PID" 60 || true
+    local rc=0
+    wait "$BRIDGE_PID" || rc=$?
+    BRIDGE_PID=
+    [ "$rc" = 0 ] || log "$db: the bridge exited with code $rc after SIGTERM (log: $blog)"
+
+    local distinct
+    distinct=$(sql "$db" "SELECT count(DISTINCT record_id) FROM sync_changelog")
+    [ "$distinct" = "$ROWS" ] ||
+        die "$db: sync_changelog holds $distinct distinct records, expected $ROWS (log: $blog)"
+
+    [ -n "$active_at" ] || active_at=$done_at
+    local seconds startup
+    seconds=$(sub "$done_at" "$t0")
+    startup=$(sub "$active_at" "$t0")
+    RESULT_ROWS+=("$workload|$label|$ROWS|$seconds|$startup|$hwm|$(cpu_s 0 "$b1")|$(cpu_s "$pg0" "$pg1")|$(cpu_s "$rm0" "$rm1")|$(cpu_s "$m0" "$m1")|$(cpu_s 0 "$ws_ticks")|$(cpu_s 0 "$be_ticks")")
+    log "$db: $label confirmed $END_LSN after ${seconds}s (slot active after ${startup}s), peak RSS ${hwm} MB"
+    drop_run_objects "$db" "$db"
+}
+
+# ------------------------------------------------------------------ run
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+T_START=$SECONDS
+BIG_LABEL="one big transaction"
+SMALL_LABEL="many small transactions"
+
+measure_recvlogical "$BIG_LABEL" big
+measure_bridge "$BIG_LABEL" big rabbitmq
+measure_bridge "$BIG_LABEL" big memory
+measure_recvlogical "$SMALL_LABEL" small
+measure_bridge "$SMALL_LABEL" small rabbitmq
+measure_bridge "$SMALL_LABEL" small memory
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+TOTAL_S=$((SECONDS - T_START))
+
+# ------------------------------------------------------------------ report
+
+MEM_GB=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+PG_VERSION=$(sql postgres "SHOW server_version")
+RMQ_VERSION=$(curl -sf -u "$AMQP_USERINFO" "${SYNCHRO_RABBIT_MGMT_URL}api/overview" |
+    sed -nE 's/.*"rabbitmq_version":"([^"]*)".*/\1/p' || true)
+DOTNET_VERSION=$(dotnet --version 2>/dev/null || echo unknown)
+
+# Busy CPU of the whole machine minus what the consumer, PostgreSQL and RabbitMQ used.
+other_cpu() {
+    local m=$1 x
+    shift
+    for x in "$@"; do [ "$x" = n/a ] && { echo n/a; return; }; done
+    awk -v m="$m" -v a="$1" -v b="$2" -v c="$3" 'BEGIN { o = m - a - b - c; if (o < 0) o = 0; printf "%.1f", o }'
+}
+
+# A warning when other processes took a noticeable share of the machine during any measured run.
+contention_note() {
+    local r workload consumer rows seconds startup rss cpu_c cpu_pg cpu_rmq cpu_m cpu_ws cpu_be other worst=0 share
+    for r in "${RESULT_ROWS[@]}"; do
+        IFS='|' read -r workload consumer rows seconds startup rss cpu_c cpu_pg cpu_rmq cpu_m cpu_ws cpu_be <<<"$r"
+        other=$(other_cpu "$cpu_m" "$cpu_c" "$cpu_pg" "$cpu_rmq")
+        [ "$other" = n/a ] && continue
+        # Below a second, the 10 ms accounting ticks make the share meaningless.
+        awk -v s="$seconds" 'BEGIN { exit !(s < 1) }' && continue
+        share=$(awk -v o="$other" -v s="$seconds" -v n="$(nproc)" 'BEGIN { x = 100 * o / (s * n); if (x > 100) x = 100; printf "%d", x }')
+        [ "$share" -gt "$worst" ] && worst=$share
+    done
+    if [ "$worst" -ge 15 ]; then
+        echo "**Warning:** other processes used up to $worst % of the machine's CPU during a measured run (column"
+        echo "*other processes* below); those runs had less CPU than on a quiet machine. Run again when it is idle."
+    else
+        echo "Other processes used at most $worst % of the machine's CPU during any measured run of a second or more."
+    fi
+}
+
+throughput_table() {
+    echo "| workload | consumer | rows | seconds | rows/s | × pg_recvlogical time | start-up s | rows/s excl. start-up | peak RSS MB |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+    local r workload consumer rows seconds startup rss rest kind ratio excl
+    for r in "${RESULT_ROWS[@]}"; do
+        IFS='|' read -r workload consumer rows seconds startup rss rest <<<"$r"
+        kind=small
+        [ "$workload" = "$BIG_LABEL" ] && kind=big
+        ratio=$(awk -v s="$seconds" -v r="${RECV_SECONDS[$kind]}" 'BEGIN { if (r > 0) printf "%.1f×", s / r; else print "n/a" }')
+        if [ -n "$startup" ]; then
+            excl=$(group "$(rate "$rows" "$(sub "$seconds" "$startup")")")
+            startup=$(fmt2 "$startup")
+        else
+            startup=—
+            excl=—
+        fi
+        echo "| $workload | $consumer | $(group "$rows") | $(fmt2 "$seconds") | $(group "$(rate "$rows" "$seconds")") | $ratio | $startup | $excl | $rss |"
+    done
+}
+
+cpu_table() {
+    echo "| workload | consumer | seconds | consumer process | PostgreSQL | … walsender | … bridge's backends | RabbitMQ | other processes | machine busy |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    local r workload consumer rows seconds startup rss cpu_c cpu_pg cpu_rmq cpu_m cpu_ws cpu_be busy
+    for r in "${RESULT_ROWS[@]}"; do
+        IFS='|' read -r workload consumer rows seconds startup rss cpu_c cpu_pg cpu_rmq cpu_m cpu_ws cpu_be <<<"$r"
+        busy=$(awk -v m="$cpu_m" -v s="$seconds" -v n="$(nproc)" 'BEGIN { b = 100 * m / (s * n); if (b > 100) b = 100; printf "%d %%", b }')
+        echo "| $workload | $consumer | $(fmt2 "$seconds") | $cpu_c | $cpu_pg | ${cpu_ws:-—} | ${cpu_be:-—} | $cpu_rmq | $(other_cpu "$cpu_m" "$cpu_c" "$cpu_pg" "$cpu_rmq") | $busy |"
+    done
+}
+
+REPORT=$(cat <<EOF
+# Synchro Bridge throughput: bridge vs pg_recvlogical
+
+Run $STARTED, BENCH_SCALE=$SCALE, took ${TOTAL_S} s in all. Bridge built from commit $COMMIT.
+
+Machine: $(nproc) CPUs ($CPU_MODEL), $MEM_GB GB memory, Linux $(uname -r); load average
+(1/5/15 min) $LOAD_BEFORE before, $LOAD_AFTER after. PostgreSQL $PG_VERSION (fsync and
+synchronous_commit off, see scripts/servers.sh), RabbitMQ ${RMQ_VERSION:-unknown}, .NET SDK $DOTNET_VERSION.
+Everything (PostgreSQL, RabbitMQ, the consumer) runs on this one machine.
+
+Workloads, each written into a fresh database with nothing reading the slot, then read by one consumer:
+
+- **$BIG_LABEL**: $(group "$BIG_ROWS") rows inserted by one \`INSERT ... SELECT FROM generate_series\`
+  (written in $(fmt2 "${WRITE_TIMES[big]}") s).
+- **$SMALL_LABEL**: $(group "$SMALL_ROWS") single-row INSERT transactions from pgbench, $CLIENTS clients
+  (written in $(fmt2 "${WRITE_TIMES[small]}") s).
+
+Table \`items (id bigint PRIMARY KEY, user_id bigint, title text, body text)\`, user_id = id % 100,
+title 20 and body 100 characters. The bridge assigns each row to bucket \`user:<user_id>\`.
+
+$(throughput_table)
+
+- **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
+  bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
+  row was written to \`sync_changelog\` and acknowledged (checked: distinct record ids = rows).
+- **× pg_recvlogical time**: seconds divided by pg_recvlogical's seconds for the same workload.
+- **start-up s**: process start until the slot was \`active\` (.NET start, start-up checks, sidecar
+  tables, bus); **rows/s excl. start-up** times from then on.
+- **peak RSS**: \`VmHWM\` of the bridge process (\`/usr/bin/time\` for pg_recvlogical).
+
+CPU seconds used during the measured interval (with $(nproc) CPUs, at most $(nproc) CPU-seconds fit into a
+second of wall time; *machine busy* is the share of that used by anything):
+
+$(cpu_table)
+
+- **PostgreSQL**: the whole server (every backend, anything it served meanwhile); of that,
+  **walsender** is the slot's decoding and pgoutput, **bridge's backends** its other connections
+  (sidecar writes, position store). RabbitMQ is the whole node (idle during pg_recvlogical and the
+  in-memory runs). **other processes**: the machine's busy time minus consumer, PostgreSQL and
+  RabbitMQ (this script's polling and whatever else ran).
+
+$(contention_note)
+EOF
+)
+
+printf '%s\n' "$REPORT" >"$RESULTS/latest.md"
+printf '%s\n' "$REPORT"
+log "written to ${RESULTS#"$REPO"/}/latest.md"
