@@ -13,7 +13,6 @@ public static class BridgeHost
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
         {
             ContentRootPath = AppContext.BaseDirectory,
-            DisableDefaults = false,
         });
         if (configFile is not null)
             builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);

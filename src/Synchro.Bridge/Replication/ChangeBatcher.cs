@@ -29,9 +29,6 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private ulong? _completedEndLsn;
     private long _nextSequence;
 
-    /// <summary>True while a transaction's Begin has been seen and its Commit not yet.</summary>
-    public bool InTransaction => _open is not null;
-
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
     public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null;
 

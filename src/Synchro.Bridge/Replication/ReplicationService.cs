@@ -145,13 +145,8 @@ internal sealed class ReplicationService(
     {
         if (events.TryRead(out var ready))
             return (ready, false);
-        if (flushAt is null)
-        {
-            return await events.WaitToReadAsync(cancellationToken) && events.TryRead(out var item) ? (item, false) : (null, events.Completion.IsCompleted);
-        }
-
-        var wait = flushAt.Value - time.GetUtcNow();
-        if (wait <= TimeSpan.Zero)
+        var wait = flushAt is null ? Timeout.InfiniteTimeSpan : flushAt.Value - time.GetUtcNow();
+        if (flushAt is not null && wait <= TimeSpan.Zero)
             return (null, false);
         using var timer = new CancellationTokenSource(wait, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
