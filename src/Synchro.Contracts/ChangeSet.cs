@@ -5,9 +5,9 @@ namespace Synchro.Contracts;
 /// <summary>
 /// The changes of one table from one or more whole committed transactions, or one chunk of a large
 /// transaction, in commit order. Published to <see cref="WireNames.ChangeSetExchange"/> with routing
-/// key <c>schema.table</c>.
+/// key <c>source.schema.table</c>.
 /// </summary>
-/// <param name="Source">The replication slot the changes were read from; names the source database.</param>
+/// <param name="Source">The source's name (by default <c>database-slot</c>): the first word of the routing key.</param>
 /// <param name="RunId">Identifies one run of the slot reader; confirmations from other runs are ignored.</param>
 /// <param name="BatchSequence">Sequence number of the batch inside the run; a batch is split into one or more change sets.</param>
 /// <param name="PartIndex">Index of this change set inside its batch.</param>
@@ -27,4 +27,12 @@ public sealed record ChangeSet(
     string Schema,
     string Table,
     IReadOnlyList<string> KeyColumns,
-    IReadOnlyList<RowChange> Changes);
+    IReadOnlyList<RowChange> Changes)
+{
+    /// <summary>
+    /// Increases with every run of the slot reader (across processes and restarts). A run re-reads
+    /// everything its predecessors did not get acknowledged, so a change set of an older run than the
+    /// latest one is superseded: consumers of the sidecar tables skip it instead of applying it again.
+    /// </summary>
+    public long RunEpoch { get; init; }
+}

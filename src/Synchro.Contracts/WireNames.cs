@@ -6,7 +6,7 @@ namespace Synchro.Contracts;
 /// </summary>
 public static class WireNames
 {
-    /// <summary>Topic exchange carrying <see cref="ChangeSet"/>; routing key is <c>schema.table</c>.</summary>
+    /// <summary>Topic exchange carrying <see cref="ChangeSet"/>; routing key is <c>source.schema.table</c>.</summary>
     public const string ChangeSetExchange = "synchro.change-set";
 
     /// <summary>Exchange carrying <see cref="ChangeSetApplied"/> confirmations back to the slot reader.</summary>
@@ -24,6 +24,10 @@ public static class WireNames
     /// <summary>Message type of <see cref="ChangeSetApplied"/>; on the wire it reads <c>urn:message:synchro:change-set-applied:v1</c>.</summary>
     public const string ChangeSetAppliedUrn = "synchro:change-set-applied:v1";
 
-    /// <summary>The routing key of a table's change sets: <c>schema.table</c>, as PostgreSQL names them.</summary>
-    public static string RoutingKey(string schema, string table) => schema + "." + table;
+    /// <summary>
+    /// The routing key of a table's change sets: <c>source.schema.table</c>, the source's name (no
+    /// dots) and the table as PostgreSQL names it. Bind <c>*.public.orders</c> for one table of every
+    /// source, <c>app-synchro_slot.#</c> for every table of one source.
+    /// </summary>
+    public static string RoutingKey(string source, string schema, string table) => source + "." + schema + "." + table;
 }

@@ -88,8 +88,8 @@ public static class EdgeDiffPlanner
 
     private static ChangePosition? LastApplied(SidecarPlan plan, SidecarState state, string recordId) =>
         plan.Positions.TryGetValue(recordId, out var planned) ? planned
-        : state.Positions.TryGetValue(recordId, out var stored) ? stored
-        : null;
+        : state.Positions.TryGetValue(recordId, out var stored) && !(state.TruncatedAt > stored) ? stored
+        : state.TruncatedAt;
 
     private static IReadOnlyList<BucketEdge> CurrentEdges(SidecarPlan plan, SidecarState state, string recordId) =>
         plan.Edges.TryGetValue(recordId, out var planned) ? planned

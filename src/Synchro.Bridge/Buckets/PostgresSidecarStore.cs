@@ -16,41 +16,86 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     {
         ArgumentNullException.ThrowIfNull(changeSet);
         var tableName = new TableName(changeSet.Schema, changeSet.Table).SidecarName;
-        var truncates = changeSet.Changes.Any(c => c.Operation == ChangeOperation.Truncate);
-        var recordIds = changeSet.Changes.Where(c => c.Operation != ChangeOperation.Truncate).Select(c => c.RecordId).Distinct(StringComparer.Ordinal).ToArray();
 
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var state = await LoadStateAsync(connection, tableName, recordIds, truncates, cancellationToken);
-        var changes = await UnchangedToastCompletion.CompleteAsync(connection, changeSet, cancellationToken);
-        var plan = EdgeDiffPlanner.Plan(changes, rule, state);
-        if (plan.Positions.Count > 0 || plan.Failures.Count > 0)
-            await WriteAsync(connection, tableName, plan, cancellationToken);
+        var latestEpoch = await LockTableAsync(connection, tableName, changeSet.Source, cancellationToken);
+        if (changeSet.RunEpoch < latestEpoch)
+            return new SidecarPlan { Superseded = true };
+
+        var changes = await UnchangedToastCompletion.CompleteAsync(connection, transaction, changeSet, cancellationToken);
+        var plan = new SidecarPlan();
+        // A TRUNCATE is applied set-based in SQL, between the changes before and after it.
+        var start = 0;
+        for (var i = 0; i <= changes.Count; i++)
+        {
+            if (i < changes.Count && changes[i].Operation != ChangeOperation.Truncate)
+                continue;
+            if (i > start)
+                plan.Add(await ApplyRowChangesAsync(connection, tableName, changes.Skip(start).Take(i - start).ToList(), rule, cancellationToken));
+            if (i < changes.Count)
+                plan.Add(await TruncateAsync(connection, tableName, changes[i], cancellationToken));
+            start = i + 1;
+        }
 
         await transaction.CommitAsync(cancellationToken);
         return plan;
     }
 
-    /// <param name="wholeTable">A truncate is in the set: load the edges of every record of the table.</param>
-    private async Task<SidecarState> LoadStateAsync(NpgsqlConnection connection, string tableName, string[] recordIds, bool wholeTable, CancellationToken cancellationToken)
+    /// <summary>
+    /// Serialises consumers of the same table (a fail-over overlap) so the diff reads what the last
+    /// writer wrote, and returns the epoch of the source's latest run.
+    /// </summary>
+    private async Task<long> LockTableAsync(NpgsqlConnection connection, string tableName, string source, CancellationToken cancellationToken)
     {
-        var state = new SidecarState();
-        var records = wholeTable ? $"(record_id = ANY($2) OR record_id IN (SELECT record_id FROM {tables.BucketEdges} WHERE table_name = $1))" : "record_id = ANY($2)";
         await using var batch = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
-                // Serialises consumers of the same table (a fail-over overlap) so the diff reads what the last writer wrote.
                 Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:" + tableName),
-                Command($"SELECT record_id, commit_lsn, change_idx FROM {tables.RecordPositions} WHERE table_name = $1 AND {records}", tableName, recordIds),
-                Command($"SELECT record_id, bucket_id, checksum, lsn FROM {tables.BucketEdges} WHERE table_name = $1 AND {records}", tableName, recordIds),
+                Command($"SELECT coalesce((SELECT epoch FROM {tables.Runs} WHERE source = $1), 0)", source),
             },
         };
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetInt64(0);
+    }
+
+    private async Task<SidecarPlan> ApplyRowChangesAsync(NpgsqlConnection connection, string tableName, List<RowChange> changes, IBucketRule rule, CancellationToken cancellationToken)
+    {
+        var recordIds = changes.Select(c => c.RecordId).Distinct(StringComparer.Ordinal).ToArray();
+        var state = await LoadStateAsync(connection, tableName, recordIds, cancellationToken);
+        var plan = EdgeDiffPlanner.Plan(changes, rule, state);
+        if (plan.Positions.Count > 0 || plan.Failures.Count > 0)
+            await WriteAsync(connection, tableName, plan, cancellationToken);
+        return plan;
+    }
+
+    private async Task<SidecarState> LoadStateAsync(NpgsqlConnection connection, string tableName, string[] recordIds, CancellationToken cancellationToken)
+    {
+        var state = new SidecarState();
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                // The empty record id is the table's last TRUNCATE.
+                Command($"SELECT record_id, commit_lsn, change_idx FROM {tables.RecordPositions} WHERE table_name = $1 AND (record_id = ANY($2) OR record_id = '')", tableName, recordIds),
+                Command($"SELECT record_id, bucket_id, checksum, lsn FROM {tables.BucketEdges} WHERE table_name = $1 AND record_id = ANY($2)", tableName, recordIds),
+            },
+        };
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
-            state.Positions[reader.GetString(0)] = new ChangePosition((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2));
+        {
+            var position = new ChangePosition((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2));
+            var recordId = reader.GetString(0);
+            if (recordId.Length == 0)
+                state.TruncatedAt = position;
+            else
+                state.Positions[recordId] = position;
+        }
+
         await reader.NextResultAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -61,6 +106,57 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         }
 
         return state;
+    }
+
+    /// <summary>
+    /// Every record of the table leaves every bucket it is in, in SQL: memory does not grow with the
+    /// table. A replayed TRUNCATE (the table's truncate position is at or past it) changes nothing;
+    /// records changed after it (a replay arriving late) keep their edges.
+    /// </summary>
+    private async Task<SidecarPlan> TruncateAsync(NpgsqlConnection connection, string tableName, RowChange truncate, CancellationToken cancellationToken)
+    {
+        var lsn = new NpgsqlLogSequenceNumber(truncate.CommitLsn);
+        const string NotChangedSince =
+            "NOT EXISTS (SELECT 1 FROM {0} p WHERE p.table_name = $1 AND p.record_id = e.record_id AND (p.commit_lsn, p.change_idx) > ($2, $3))";
+        var notChangedSince = string.Format(System.Globalization.CultureInfo.InvariantCulture, NotChangedSince, tables.RecordPositions);
+        await using var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                Command($"SELECT EXISTS (SELECT 1 FROM {tables.RecordPositions} WHERE table_name = $1 AND record_id = '' AND (commit_lsn, change_idx) >= ($2, $3))", tableName, lsn, truncate.ChangeIndex),
+            },
+        };
+        await using (var reader = await batch.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.ReadAsync(cancellationToken);
+            if (reader.GetBoolean(0))
+                return new SidecarPlan { Replayed = 1 };
+        }
+
+        await using var apply = new NpgsqlBatch(connection)
+        {
+            BatchCommands =
+            {
+                Command("SET LOCAL synchronous_commit = off"),
+                Command(
+                    $"""
+                    INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
+                    SELECT e.bucket_id, $1, e.record_id, 3, $2, $3 FROM {tables.BucketEdges} e
+                    WHERE e.table_name = $1 AND {notChangedSince}
+                    ORDER BY e.record_id, e.bucket_id
+                    ON CONFLICT ON CONSTRAINT sync_changelog_idempotency DO NOTHING
+                    """, tableName, lsn, truncate.ChangeIndex),
+                Command($"DELETE FROM {tables.BucketEdges} e WHERE e.table_name = $1 AND {notChangedSince}", tableName, lsn, truncate.ChangeIndex),
+                Command($"DELETE FROM {tables.RecordPositions} WHERE table_name = $1 AND record_id <> '' AND (commit_lsn, change_idx) < ($2, $3)", tableName, lsn, truncate.ChangeIndex),
+                Command(
+                    $"""
+                    INSERT INTO {tables.RecordPositions} (table_name, record_id, commit_lsn, change_idx) VALUES ($1, '', $2, $3)
+                    ON CONFLICT (table_name, record_id) DO UPDATE SET commit_lsn = excluded.commit_lsn, change_idx = excluded.change_idx
+                    """, tableName, lsn, truncate.ChangeIndex),
+            },
+        };
+        await apply.ExecuteNonQueryAsync(cancellationToken);
+        return new SidecarPlan { SetBasedChangelogRows = apply.BatchCommands[1].RecordsAffected };
     }
 
     private async Task WriteAsync(NpgsqlConnection connection, string tableName, SidecarPlan plan, CancellationToken cancellationToken)

@@ -40,6 +40,9 @@ public sealed class SidecarState
 {
     public Dictionary<string, ChangePosition> Positions { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>The table's last applied TRUNCATE: every change of the table at or before it is a replay.</summary>
+    public ChangePosition? TruncatedAt { get; set; }
+
     public Dictionary<string, List<BucketEdge>> Edges { get; } = new(StringComparer.Ordinal);
 }
 
@@ -58,4 +61,26 @@ public sealed class SidecarPlan
 
     /// <summary>Changes skipped because they were applied before (a replay).</summary>
     public int Replayed { get; set; }
+
+    /// <summary>Changelog rows written by set-based statements (a TRUNCATE), not listed in <see cref="Changelog"/>.</summary>
+    public int SetBasedChangelogRows { get; set; }
+
+    /// <summary>The change set belongs to a run older than the source's latest one, which re-reads it: nothing was written.</summary>
+    public bool Superseded { get; set; }
+
+    public int ChangelogRows => Changelog.Count + SetBasedChangelogRows;
+
+    /// <summary>Adds what a later segment of the same change set planned.</summary>
+    public void Add(SidecarPlan later)
+    {
+        ArgumentNullException.ThrowIfNull(later);
+        Changelog.AddRange(later.Changelog);
+        foreach (var (record, edges) in later.Edges)
+            Edges[record] = edges;
+        foreach (var (record, position) in later.Positions)
+            Positions[record] = position;
+        Failures.AddRange(later.Failures);
+        Replayed += later.Replayed;
+        SetBasedChangelogRows += later.SetBasedChangelogRows;
+    }
 }

@@ -23,7 +23,16 @@ public sealed class SidecarTables
 
     public string WalPosition => Schema + ".sync_wal_position";
 
-    /// <summary>Last change applied per record: what makes a replayed change recognisable.</summary>
+    /// <summary>The epoch of each source's latest slot-reader run; older runs' change sets are superseded.</summary>
+    public string Runs => Schema + ".sync_runs";
+
+    /// <summary>A change set the bucket consumer cannot apply and holds (with what stands behind it), per source.</summary>
+    public string ApplyHolds => Schema + ".sync_apply_holds";
+
+    /// <summary>
+    /// Last change applied per record: what makes a replayed change recognisable. The row with an
+    /// empty record id holds the table's last TRUNCATE, which every older change of the table precedes.
+    /// </summary>
     public string RecordPositions => Schema + ".sync_record_positions";
 
     /// <summary>
@@ -79,6 +88,22 @@ public sealed class SidecarTables
                 slot_name     text        PRIMARY KEY,
                 confirmed_lsn pg_lsn      NOT NULL,
                 updated_at    timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE IF NOT EXISTS {Runs} (
+                source      text        PRIMARY KEY,
+                epoch       bigint      NOT NULL,
+                started_at  timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE IF NOT EXISTS {ApplyHolds} (
+                source      text        PRIMARY KEY,
+                table_name  text        NOT NULL,
+                batch       bigint      NOT NULL,
+                part        integer     NOT NULL,
+                commit_lsn  pg_lsn      NOT NULL,
+                error       text        NOT NULL,
+                attempts    integer     NOT NULL,
+                since       timestamptz NOT NULL DEFAULT now(),
+                updated_at  timestamptz NOT NULL DEFAULT now()
             );
             CREATE TABLE IF NOT EXISTS {RecordPositions} (
                 table_name  text    NOT NULL,

@@ -10,11 +10,13 @@ namespace Synchro.Bridge.Buckets;
 /// change marks it <see cref="ColumnValueKind.UnchangedToast"/>; before bucket rules and checksums see
 /// the row, it is completed by re-reading those columns from the source table, by key, in the apply
 /// transaction. No REPLICA IDENTITY FULL is needed. A row deleted since stays incomplete: a later
-/// change in the stream removes it anyway.
+/// change in the stream removes it anyway. A table or column dropped or renamed since leaves the
+/// values as they arrived (<see cref="ColumnValueKind.UnchangedToast"/>): later DDL must never turn
+/// into an apply that fails on every retry.
 /// </summary>
 internal static class UnchangedToastCompletion
 {
-    public static async Task<IReadOnlyList<RowChange>> CompleteAsync(NpgsqlConnection connection, ChangeSet changeSet, CancellationToken cancellationToken)
+    public static async Task<IReadOnlyList<RowChange>> CompleteAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, ChangeSet changeSet, CancellationToken cancellationToken)
     {
         var incomplete = changeSet.Changes.Where(HasUnchangedToast).ToList();
         if (incomplete.Count == 0 || changeSet.KeyColumns.Count == 0)
@@ -25,7 +27,19 @@ internal static class UnchangedToastCompletion
         var keys = incomplete.GroupBy(c => c.RecordId, StringComparer.Ordinal)
             .Select(g => changeSet.KeyColumns.Select(k => g.First().NewRow!.First(v => v.Name == k).Text!).ToArray())
             .ToArray();
-        var current = await ReadAsync(connection, new TableName(changeSet.Schema, changeSet.Table), changeSet.KeyColumns, columns, keys, cancellationToken);
+        Dictionary<string, Dictionary<string, ColumnValue>> current;
+        await transaction.SaveAsync("toast_completion", cancellationToken);
+        try
+        {
+            current = await ReadAsync(connection, new TableName(changeSet.Schema, changeSet.Table), changeSet.KeyColumns, columns, keys, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedColumn or PostgresErrorCodes.DatatypeMismatch or PostgresErrorCodes.InvalidTextRepresentation)
+        {
+            await transaction.RollbackAsync("toast_completion", cancellationToken);
+            return changeSet.Changes;
+        }
+
+        await transaction.ReleaseAsync("toast_completion", cancellationToken);
 
         return changeSet.Changes.Select(change =>
             HasUnchangedToast(change) && current.TryGetValue(change.RecordId, out var values)

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Position;
 
 namespace Synchro.Bridge.Hosting;
@@ -9,10 +10,18 @@ namespace Synchro.Bridge.Hosting;
 public sealed record HealthReport(bool Healthy, string Detail, DateTimeOffset At);
 
 /// <summary>
-/// Judges the bridge's health: red after a fatal error, or when change sets are in flight and the
-/// acknowledged LSN has stalled (WAL is being kept; look at the consumer's _error queue).
+/// Judges the bridge's health: red after a fatal error, while the bucket consumer holds a change set
+/// or cannot reach the database, while the position store's circuit is open, when change sets of
+/// another database arrive under this source's name, or when change sets are in flight and the
+/// acknowledged LSN has stalled (PostgreSQL keeps the WAL). A standby waiting for the slot is healthy.
 /// </summary>
-internal sealed class BridgeHealth(BridgeFailure failure, ActiveRun activeRun, IOptions<SynchroOptions> options, TimeProvider time)
+internal sealed class BridgeHealth(
+    BridgeFailure failure,
+    ActiveRun activeRun,
+    ApplyStatus applyStatus,
+    PositionStoreCircuit circuit,
+    IOptions<SynchroOptions> options,
+    TimeProvider time)
 {
     private ulong _lastAcknowledged;
     private DateTimeOffset _lastProgress = time.GetUtcNow();
@@ -23,8 +32,22 @@ internal sealed class BridgeHealth(BridgeFailure failure, ActiveRun activeRun, I
         if (failure.Error is { } error)
             return new HealthReport(false, CommandLine.Describe(error) ?? error.Message, now);
 
+        var threshold = options.Value.Health.AckStallThreshold;
+        if (applyStatus.Stall is { Transient: false } held)
+            return new HealthReport(false, held.Hold.Describe(), now);
+        if (applyStatus.Stall is { Transient: true } outage && now - outage.Hold.Since > threshold)
+            return new HealthReport(false, $"the bucket consumer cannot reach the database since {outage.Hold.Since:u}: {outage.Hold.Error}; it keeps retrying, later change sets wait.", now);
+        if (applyStatus.LastForeign is { } foreign && now - foreign.At < threshold)
+            return new HealthReport(false, $"change sets of another database ({foreign.Origin}) arrive under this bridge's source name; they are not applied here. Give each bridge its own Synchro:Source.", now);
+        if (circuit.OpenReason is { } open)
+            return new HealthReport(false, $"the position store's circuit is open ({open}): acknowledgements wait until PostgreSQL answers again.", now);
+        if (activeRun.Standby is { } standby)
+            return new HealthReport(true, $"standby: the slot is held by {standby.Holder} since {standby.Since:u}; this instance takes over when it is free.", now);
+        if (activeRun.Held is { } downstream)
+            return new HealthReport(false, downstream.Describe(), now);
+
         // One blip is normal (a broker restart); retrying without progress for long is not.
-        if (activeRun.LastInterruption is { } interruption && now - interruption.Since > options.Value.Health.AckStallThreshold)
+        if (activeRun.LastInterruption is { } interruption && now - interruption.Since > threshold)
             return new HealthReport(false, $"replication keeps failing since {interruption.Since:u}, last: {interruption.Reason}", now);
 
         if (activeRun.Tracker is not { } tracker)
@@ -38,8 +61,8 @@ internal sealed class BridgeHealth(BridgeFailure failure, ActiveRun activeRun, I
         }
 
         var stalledFor = now - _lastProgress;
-        return stalledFor > options.Value.Health.AckStallThreshold
-            ? new HealthReport(false, $"acknowledgements stalled for {stalledFor.TotalSeconds:0} s with change sets in flight; PostgreSQL keeps the WAL. Check the bucket-assignment _error queue and the logs.", now)
+        return stalledFor > threshold
+            ? new HealthReport(false, $"acknowledgements stalled for {stalledFor.TotalSeconds:0} s with change sets in flight; PostgreSQL keeps the WAL. Check the bucket consumer (sync_apply_holds, its health and logs).", now)
             : new HealthReport(true, "running", now);
     }
 }

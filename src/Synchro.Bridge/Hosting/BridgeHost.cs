@@ -30,6 +30,8 @@ public static class BridgeHost
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.None);
         builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Warning);
         builder.Logging.AddFilter("MassTransit", LogLevel.Warning);
+        // Polly reports every attempt at Information; retries that matter surface through our own logs and health.
+        builder.Logging.AddFilter("Polly", LogLevel.Warning);
 
         builder.Services.AddSynchroBridge(builder.Configuration);
         return builder.Build();

@@ -3,6 +3,8 @@ using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Position;
+using Synchro.Bridge.Replication;
+using Synchro.Bridge.Sources;
 using Synchro.Contracts;
 
 namespace Synchro.Bridge.Hosting;
@@ -10,51 +12,55 @@ namespace Synchro.Bridge.Hosting;
 /// <summary>Exchange and queue layout on RabbitMQ; the in-memory bus uses MassTransit's defaults.</summary>
 internal static class BusTopology
 {
-    /// <summary>Change sets go to one topic exchange, routed by <c>schema.table</c>, so any service can bind to the tables it wants.</summary>
+    /// <summary>Change sets go to one topic exchange, routed by <c>source.schema.table</c>, so any service can bind to the sources and tables it wants.</summary>
     public static void ConfigureChangeSetPublishing(IRabbitMqBusFactoryConfigurator bus)
     {
         bus.Publish<ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
-        bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Schema, context.Message.Table)));
+        bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Source, context.Message.Schema, context.Message.Table)));
         bus.Publish<LogicalMessage>(p => p.ExchangeType = ExchangeType.Topic);
         bus.Send<LogicalMessage>(s => s.UseRoutingKeyFormatter(context => context.Message.Prefix));
     }
 }
 
-/// <summary>Identifies one bridge host; its confirmation queue is its own.</summary>
-internal sealed class BridgeInstance
-{
-    public string Id { get; } = Guid.NewGuid().ToString("N")[..12];
-}
-
 /// <summary>
-/// One queue per source, consumed one message at a time by a single active consumer: changes of a
-/// record are applied in commit order, and another instance takes over when this one dies.
+/// One queue per source, bound to that source's configured tables only, consumed one message at a
+/// time by a single active consumer: changes of a record are applied in commit order, and another
+/// instance takes over when this one dies. No retry policy and no error queue: the consumer retries
+/// a failing change set in place, so nothing behind it can overtake it.
 /// </summary>
 internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<BucketAssignmentConsumer>
 {
-    public BucketAssignmentConsumerDefinition(IOptions<SynchroOptions> options)
+    private readonly SourceIdentity _source;
+    private readonly IReadOnlyList<TableName> _tables;
+
+    public BucketAssignmentConsumerDefinition(IOptions<SynchroOptions> options, SourceIdentity source)
     {
         ArgumentNullException.ThrowIfNull(options);
-        EndpointName = $"synchro.{options.Value.Replication.SlotName}.bucket-assignment";
+        ArgumentNullException.ThrowIfNull(source);
+        _source = source;
+        _tables = options.Value.Tables.Select(t => TableName.Parse(t.Name)).ToList();
+        EndpointName = QueueName(source.Name);
         ConcurrentMessageLimit = 1;
     }
 
+    public static string QueueName(string source) => $"synchro.{source}.bucket-assignment";
+
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<BucketAssignmentConsumer> consumerConfigurator, IRegistrationContext context)
     {
-        // A failing change set is retried in place (order is kept), then moved to the _error queue;
-        // it is never confirmed, so the acknowledged LSN stays before it.
-        endpointConfigurator.UseMessageRetry(r => r.Exponential(5, TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(10), TimeSpan.FromMilliseconds(500)));
         if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
         {
             rabbit.ConfigureConsumeTopology = false;
             rabbit.SingleActiveConsumer = true;
             // Enough to keep the consumer busy; more would only hold change sets in memory.
-            rabbit.PrefetchCount = 8;
-            rabbit.Bind(WireNames.ChangeSetExchange, binding =>
+            rabbit.PrefetchCount = 4;
+            foreach (var table in _tables)
             {
-                binding.ExchangeType = ExchangeType.Topic;
-                binding.RoutingKey = "#";
-            });
+                rabbit.Bind(WireNames.ChangeSetExchange, binding =>
+                {
+                    binding.ExchangeType = ExchangeType.Topic;
+                    binding.RoutingKey = WireNames.RoutingKey(_source.Name, table.Schema, table.Name);
+                });
+            }
         }
     }
 }
@@ -62,11 +68,11 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
 /// <summary>Confirmations go to a queue of this process alone: a hot standby must not take them.</summary>
 internal sealed class ChangeSetAppliedConsumerDefinition : ConsumerDefinition<ChangeSetAppliedConsumer>
 {
-    public ChangeSetAppliedConsumerDefinition(IOptions<SynchroOptions> options, BridgeInstance instance)
+    public ChangeSetAppliedConsumerDefinition(SourceIdentity source, BridgeInstance instance)
     {
-        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(instance);
-        EndpointName = $"synchro.{options.Value.Replication.SlotName}.applied.{instance.Id}";
+        EndpointName = $"synchro.{source.Name}.applied.{instance.Id}";
     }
 
     protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<ChangeSetAppliedConsumer> consumerConfigurator, IRegistrationContext context)

@@ -15,8 +15,12 @@ public static class CommandLine
     {
         var configOption = new Option<FileInfo?>("--config") { Description = "A JSON file with a Synchro section (added after appsettings.json, before environment variables)." };
 
-        var run = new Command("run", "Run the bridge until stopped (Ctrl+C).") { configOption };
-        run.SetAction((parse, ct) => RunAsync(parse.GetValue(configOption), ct));
+        var acceptGapOption = new Option<bool>("--accept-gap")
+        {
+            Description = "Start although the slot is missing or starts after sync_wal_position, skipping the changes in between (they are lost). For this start only.",
+        };
+        var run = new Command("run", "Run the bridge until stopped (Ctrl+C).") { configOption, acceptGapOption };
+        run.SetAction((parse, ct) => RunAsync(parse.GetValue(configOption), parse.GetValue(acceptGapOption), ct));
 
         var check = new Command("check", "Run the start-up checks (configuration, PostgreSQL, RabbitMQ, publication, slot) and exit.") { configOption };
         check.SetAction((parse, ct) => CheckAsync(parse.GetValue(configOption), ct));
@@ -31,13 +35,13 @@ public static class CommandLine
             health,
             DemoCommand.Build(),
         };
-        root.SetAction((parse, ct) => RunAsync(null, ct));
+        root.SetAction((parse, ct) => RunAsync(null, false, ct));
         return root;
     }
 
-    private static async Task<int> RunAsync(FileInfo? config, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(FileInfo? config, bool acceptGap, CancellationToken cancellationToken)
     {
-        using var host = BridgeHost.Build(config?.FullName);
+        using var host = BridgeHost.Build(config?.FullName, acceptGap ? [new("Synchro:Replication:AcceptGap", "true")] : null);
         return await RunHostAsync(host, Console.Error, cancellationToken);
     }
 

@@ -5,11 +5,11 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Polly;
-using Polly.Retry;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
+using Synchro.Bridge.Sources;
 
 namespace Synchro.Bridge.Hosting;
 
@@ -35,16 +35,18 @@ public static class ServiceCollectionExtensions
         services.AddSingleton(sp => new BucketRuleSet(Options(sp).Tables));
         services.TryAddSingleton<ISidecarStore, PostgresSidecarStore>();
         services.AddSingleton<PostgresPositionStore>();
+        services.AddSingleton<PositionStoreCircuit>();
         services.TryAddSingleton<IPositionStore>(sp => new ResilientPositionStore(sp.GetRequiredService<PostgresPositionStore>(), sp.GetRequiredService<Polly.Registry.ResiliencePipelineProvider<string>>()));
-        services.AddResiliencePipeline(ResilientPositionStore.PipelineName, pipeline => pipeline.AddRetry(new RetryStrategyOptions
+        services.AddResiliencePipeline(ResilientPositionStore.PipelineName, (pipeline, context) =>
+            ResilientPositionStore.Configure(pipeline, context.ServiceProvider.GetRequiredService<PositionStoreCircuit>()));
+        services.TryAddSingleton<IApplyHolds, PostgresApplyHolds>();
+        services.AddSingleton<ApplyStatus>();
+        services.AddSingleton(sp =>
         {
-            ShouldHandle = new PredicateBuilder().Handle<NpgsqlException>(e => e.IsTransient).Handle<TimeoutException>(),
-            MaxRetryAttempts = 8,
-            BackoffType = DelayBackoffType.Exponential,
-            UseJitter = true,
-            Delay = TimeSpan.FromMilliseconds(200),
-            MaxDelay = TimeSpan.FromSeconds(10),
-        }));
+            var replication = Options(sp).Replication;
+            var database = new NpgsqlConnectionStringBuilder(Options(sp).Postgres.ConnectionString).Database ?? "";
+            return new SourceIdentity(SourceIdentity.NameFrom(Options(sp).Source, database, replication.SlotName));
+        });
         services.AddSingleton<ActiveRun>();
         services.AddSingleton<BridgeInstance>();
         services.AddSingleton<ChangeSetPublisher>();
@@ -58,6 +60,9 @@ public static class ServiceCollectionExtensions
             o.WaitUntilStarted = true;
             o.StartTimeout = TimeSpan.FromSeconds(30);
             o.StopTimeout = TimeSpan.FromSeconds(30);
+            // A consumer retrying a held change set gives up its message this long after stop begins:
+            // the message goes back to the queue (cancelled consumes are never moved to _error).
+            o.ConsumerStopTimeout = TimeSpan.FromSeconds(5);
         });
         if (settings.Roles.HasFlag(BridgeRoles.Replication))
             services.AddHostedService<ReplicationService>();

@@ -4,6 +4,7 @@ using Npgsql;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
+using Synchro.Bridge.Sources;
 
 namespace Synchro.Bridge.Hosting;
 
@@ -11,15 +12,16 @@ namespace Synchro.Bridge.Hosting;
 /// Runs before the bus and the slot reader start: checks the database and the broker, migrates the
 /// sidecar tables, prepares publication and slot. Any failure stops start-up with its message.
 /// </summary>
-internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar) : IHostedService
+internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, SourceIdentity source) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var setup = new SourceSetup(dataSource, settings);
+        var setup = new SourceSetup(dataSource, settings, sidecar);
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
             await setup.CheckTablesAsync(connection, cancellationToken);
+            await setup.IdentifyAsync(connection, source, cancellationToken);
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
             await MigrateAsync(connection.UserName, cancellationToken);

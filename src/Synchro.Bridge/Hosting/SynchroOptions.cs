@@ -5,6 +5,13 @@ public sealed class SynchroOptions
 {
     public const string SectionName = "Synchro";
 
+    /// <summary>
+    /// The source's name on the bus: the first word of every routing key and part of the bucket
+    /// queue's name. Empty: <c>database-slot</c>. Two sources must not share a name on one virtual
+    /// host; a bucket consumer that meets another database's change sets under its name stops.
+    /// </summary>
+    public string? Source { get; set; }
+
     /// <summary>Which roles this process runs. Default: all of them.</summary>
     public BridgeRoles Roles { get; set; } = BridgeRoles.All;
 
@@ -62,6 +69,26 @@ public sealed class ReplicationOptions
 
     /// <summary>When nothing is in flight, the server's keepalive position is acknowledged this often.</summary>
     public TimeSpan IdleAckInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Change sets in flight with no confirmation for this long end the run: the slot is released and
+    /// read again from its confirmed position (replays are absorbed). Not while the bucket consumer
+    /// reports a change set it holds (see sync_apply_holds): then health turns red instead.
+    /// </summary>
+    public TimeSpan ConfirmationTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Change sets in flight with no confirmation for this long make the reader check that PostgreSQL
+    /// still accepts connections; if it does not (a restart, a shutdown), the slot is released at once
+    /// so PostgreSQL can stop, and reading resumes when it is back.
+    /// </summary>
+    public TimeSpan DownstreamProbeAfter { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// Start although the slot is missing or starts after the position in sync_wal_position, i.e.
+    /// knowingly skip the changes in between. Set it for one start (<c>synchro-bridge run --accept-gap</c>).
+    /// </summary>
+    public bool AcceptGap { get; set; }
 }
 
 public sealed class BatchingOptions
@@ -80,6 +107,18 @@ public sealed class BatchingOptions
 
     /// <summary>Decoded events buffered between the slot reader and the batcher.</summary>
     public int DecodedEventBuffer { get; set; } = 5_000;
+
+    /// <summary>A batch is also flushed when its changes hold this many bytes of column data.</summary>
+    public long MaxBatchBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>A change set on the bus holds at most this many bytes of column data (and at least one change).</summary>
+    public long MaxBytesPerSet { get; set; } = 1024 * 1024;
+
+    /// <summary>
+    /// Column data read from the slot but not yet confirmed downstream, buffered or in flight; reading
+    /// pauses while it is reached. With the row limits this bounds memory whatever the row size.
+    /// </summary>
+    public long MaxInFlightBytes { get; set; } = 24 * 1024 * 1024;
 }
 
 /// <summary>One captured table and its bucket rule.</summary>

@@ -24,6 +24,13 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
         if (!TableName.IsPlainIdentifier(options.Postgres.SidecarSchema))
             errors.Add($"Synchro:Postgres:SidecarSchema '{options.Postgres.SidecarSchema}' is not a plain identifier: use lower-case letters, digits and '_'.");
 
+        if (options.Source is { } source && !Sources.SourceIdentity.IsValidName(source))
+            errors.Add($"Synchro:Source '{source}' is not a source name: use lower-case letters, digits, '_' and '-' (no '.'), at most 100 characters.");
+        if (options.Replication.ConfirmationTimeout <= TimeSpan.Zero)
+            errors.Add("Synchro:Replication:ConfirmationTimeout must be positive, e.g. 00:01:00.");
+        if (options.Replication.DownstreamProbeAfter <= TimeSpan.Zero)
+            errors.Add("Synchro:Replication:DownstreamProbeAfter must be positive, e.g. 00:00:03.");
+
         ValidateBatching(options.Batching, errors);
         ValidateTables(options.Tables, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
@@ -39,6 +46,10 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
             errors.Add("Synchro:Batching:MaxInFlightBatches must be at least 1.");
         if (batching.DecodedEventBuffer < 1)
             errors.Add("Synchro:Batching:DecodedEventBuffer must be at least 1.");
+        if (batching.MaxBytesPerSet < 1)
+            errors.Add("Synchro:Batching:MaxBytesPerSet must be at least 1.");
+        if (batching.MaxBatchBytes < 1 || batching.MaxBatchBytes * 2 > batching.MaxInFlightBytes)
+            errors.Add($"Synchro:Batching:MaxBatchBytes ({batching.MaxBatchBytes}) must be at least 1 and at most half of MaxInFlightBytes ({batching.MaxInFlightBytes}), so one batch can be in flight while the next one fills.");
         if (batching.MaxBatchDelay <= TimeSpan.Zero)
             errors.Add("Synchro:Batching:MaxBatchDelay must be positive, e.g. 00:00:00.100.");
     }

@@ -6,22 +6,30 @@ namespace Synchro.Bridge.Position;
 /// <summary>
 /// Turns out-of-order confirmations into a contiguous acknowledged LSN: the end of the longest
 /// prefix of batches whose change sets are all confirmed. A batch that is never confirmed (a poison
-/// message) holds the acknowledgement where it is. Also bounds the in-flight window.
+/// message) holds the acknowledgement where it is. Also bounds the in-flight window, in batches and
+/// (through the callback that returns a batch's bytes) in bytes, and knows how long confirmations
+/// have stalled, so the run can give up waiting.
 /// </summary>
 internal sealed class AckTracker : IDisposable
 {
     private readonly Lock _gate = new();
     private readonly SortedDictionary<long, PendingBatch> _pending = [];
     private readonly SemaphoreSlim _window;
+    private readonly TimeProvider _time;
+    private readonly Action<long> _bytesReleased;
     private readonly Channel<ulong> _acknowledged = Channel.CreateBounded<ulong>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
     private ulong _acknowledgedLsn;
     private long _nextExpected;
+    private DateTimeOffset _lastProgress;
 
-    public AckTracker(Guid runId, int maxInFlightBatches)
+    public AckTracker(Guid runId, int maxInFlightBatches, TimeProvider? time = null, Action<long>? bytesReleased = null)
     {
         RunId = runId;
         _window = new SemaphoreSlim(maxInFlightBatches, maxInFlightBatches);
+        _time = time ?? TimeProvider.System;
+        _bytesReleased = bytesReleased ?? (_ => { });
+        _lastProgress = _time.GetUtcNow();
     }
 
     public Guid RunId { get; }
@@ -41,15 +49,38 @@ internal sealed class AckTracker : IDisposable
         get { lock (_gate) return _pending.Count == 0; }
     }
 
+    /// <summary>How long batches have been waiting without any new confirmation; zero when none waits.</summary>
+    public TimeSpan StalledFor
+    {
+        get
+        {
+            lock (_gate)
+                return _pending.Count == 0 ? TimeSpan.Zero : _time.GetUtcNow() - _lastProgress;
+        }
+    }
+
+    /// <summary>The oldest batch still waiting: its sequence and the parts not yet confirmed.</summary>
+    public (long Sequence, int Unconfirmed)? OldestPending
+    {
+        get
+        {
+            lock (_gate)
+                return _pending.TryGetValue(_nextExpected, out var head) ? (_nextExpected, head.Remaining) : null;
+        }
+    }
+
     /// <summary>Registers a batch before it is published; waits while the in-flight window is full.</summary>
-    public async Task RegisterAsync(long sequence, int partCount, ulong? ackLsn, CancellationToken cancellationToken)
+    /// <param name="bytes">Bytes of column data the batch holds, returned through the callback once it is confirmed.</param>
+    public async Task RegisterAsync(long sequence, int partCount, ulong? ackLsn, CancellationToken cancellationToken, long bytes = 0)
     {
         await _window.WaitAsync(cancellationToken);
         lock (_gate)
         {
             if (sequence != _nextExpected + _pending.Count)
                 throw new InvalidOperationException($"Batch {sequence} registered out of order.");
-            _pending.Add(sequence, new PendingBatch(partCount, ackLsn));
+            if (_pending.Count == 0)
+                _lastProgress = _time.GetUtcNow(); // the stall clock starts when something waits
+            _pending.Add(sequence, new PendingBatch(partCount, ackLsn, bytes));
             AdvanceLocked();
         }
     }
@@ -65,6 +96,7 @@ internal sealed class AckTracker : IDisposable
         {
             if (!_pending.TryGetValue(applied.BatchSequence, out var batch) || !batch.Confirm(applied.PartIndex))
                 return false;
+            _lastProgress = _time.GetUtcNow();
             AdvanceLocked();
             return true;
         }
@@ -78,6 +110,7 @@ internal sealed class AckTracker : IDisposable
             _pending.Remove(_nextExpected);
             _nextExpected++;
             _window.Release();
+            _bytesReleased(head.Bytes);
             if (head.AckLsn is { } lsn && lsn > _acknowledgedLsn)
             {
                 _acknowledgedLsn = lsn;
@@ -91,21 +124,24 @@ internal sealed class AckTracker : IDisposable
 
     public void Dispose() => _window.Dispose();
 
-    private sealed class PendingBatch(int partCount, ulong? ackLsn)
+    private sealed class PendingBatch(int partCount, ulong? ackLsn, long bytes)
     {
         private readonly bool[] _confirmed = new bool[partCount];
-        private int _remaining = partCount;
 
         public ulong? AckLsn { get; } = ackLsn;
 
-        public bool IsComplete => _remaining == 0;
+        public long Bytes { get; } = bytes;
+
+        public int Remaining { get; private set; } = partCount;
+
+        public bool IsComplete => Remaining == 0;
 
         public bool Confirm(int partIndex)
         {
             if ((uint)partIndex >= (uint)_confirmed.Length || _confirmed[partIndex])
                 return false;
             _confirmed[partIndex] = true;
-            _remaining--;
+            Remaining--;
             return true;
         }
     }

@@ -1,13 +1,16 @@
 namespace Synchro.Bridge.Position;
 
 /// <summary>
-/// The slot reader's current run, where confirmations are delivered, and why the last one ended
-/// when it was interrupted (cleared once a new run acknowledges progress).
+/// The slot reader's current run, where confirmations are delivered, and what health needs to know
+/// about it: why the last run ended when it was interrupted (cleared once a new run acknowledges
+/// progress), whether this instance waits as a standby, and the change set downstream holds.
 /// </summary>
 internal sealed class ActiveRun
 {
     private volatile AckTracker? _tracker;
     private volatile Interruption? _interruption;
+    private volatile StandbyState? _standby;
+    private volatile ApplyHold? _held;
 
     public AckTracker? Tracker
     {
@@ -18,11 +21,31 @@ internal sealed class ActiveRun
     /// <summary>Set when a run ended on an error and replication is being retried.</summary>
     public Interruption? LastInterruption => _interruption;
 
+    /// <summary>Set while another instance holds the slot and this one waits to take over.</summary>
+    public StandbyState? Standby => _standby;
+
+    /// <summary>The change set the bucket consumer reports it holds, while confirmations wait for it.</summary>
+    public ApplyHold? Held => _held;
+
     public void Interrupted(string reason, DateTimeOffset at) => _interruption = _interruption is { } earlier ? earlier with { Reason = reason } : new Interruption(reason, at);
 
-    public void Progressed() => _interruption = null;
+    public void Progressed()
+    {
+        _interruption = null;
+        _held = null;
+    }
+
+    public void WaitingAsStandby(string holder, DateTimeOffset at) => _standby = _standby is { } earlier ? earlier with { Holder = holder } : new StandbyState(holder, at);
+
+    public void Active() => _standby = null;
+
+    public void HeldDownstream(ApplyHold? hold) => _held = hold;
 }
 
 /// <param name="Reason">The error that ended the last run.</param>
 /// <param name="Since">When the first of the consecutive interruptions happened.</param>
 internal sealed record Interruption(string Reason, DateTimeOffset Since);
+
+/// <param name="Holder">The session that holds the slot.</param>
+/// <param name="Since">When this instance started waiting.</param>
+internal sealed record StandbyState(string Holder, DateTimeOffset Since);

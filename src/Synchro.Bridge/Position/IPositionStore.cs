@@ -8,4 +8,10 @@ public interface IPositionStore
 
     /// <summary>Stores the LSN; a lower LSN than the stored one never moves it back.</summary>
     Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Starts a new run of the source's slot reader and returns its epoch, higher than every earlier
+    /// run's. Change sets of older runs are superseded: the new run re-reads what they carried.
+    /// </summary>
+    Task<long> BeginRunAsync(string source, CancellationToken cancellationToken);
 }

@@ -10,6 +10,11 @@ public sealed class InMemoryPositionStore : IPositionStore
     public Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken) =>
         Task.FromResult(_positions.TryGetValue(slotName, out var lsn) ? lsn : (ulong?)null);
 
+    private readonly ConcurrentDictionary<string, long> _epochs = new(StringComparer.Ordinal);
+
+    public Task<long> BeginRunAsync(string source, CancellationToken cancellationToken) =>
+        Task.FromResult(_epochs.AddOrUpdate(source, 1, (_, epoch) => epoch + 1));
+
     public Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
     {
         _positions.AddOrUpdate(slotName, lsn, (_, stored) => Math.Max(stored, lsn));

@@ -42,4 +42,16 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
         };
         await batch.ExecuteNonQueryAsync(cancellationToken);
     }
+
+    public async Task<long> BeginRunAsync(string source, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            $"""
+            INSERT INTO {tables.Runs} AS r (source, epoch, started_at) VALUES ($1, 1, now())
+            ON CONFLICT (source) DO UPDATE SET epoch = r.epoch + 1, started_at = now()
+            RETURNING epoch
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = source });
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
 }

@@ -8,19 +8,20 @@ namespace Synchro.Bridge.Replication;
 /// <param name="Parts">Change sets, one table each.</param>
 /// <param name="AckLsn">End LSN of the last transaction this batch completes; null when it only carries a chunk of an open transaction.</param>
 /// <param name="Messages">Logical decoding messages to publish with the batch (of committed transactions, or non-transactional).</param>
-internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn, IReadOnlyList<LogicalMessage> Messages)
+/// <param name="Bytes">Estimated bytes of the events in the batch (<see cref="DecodedEvent.Bytes"/>), given back to the budget once it is confirmed.</param>
+internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn, IReadOnlyList<LogicalMessage> Messages, long Bytes = 0)
 {
     public int ChangeCount => Parts.Sum(p => p.Changes.Count);
 }
 
 /// <summary>
-/// Gathers decoded events into batches: whole committed transactions, flushed at a size or time
-/// limit, with transactions larger than the limit cut into chunks so memory stays bounded.
+/// Gathers decoded events into batches: whole committed transactions, flushed at a size (changes or
+/// bytes) or time limit, with transactions larger than the limit cut into chunks so memory stays bounded.
 /// Numbers the changes of each transaction; that number is half of every idempotency key.
 /// </summary>
-internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options)
+internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options, long runEpoch = 0)
 {
-    private readonly List<(RelationSchema Relation, RowChange Change)> _pending = [];
+    private readonly List<(RelationSchema Relation, RowChange Change, long Bytes)> _pending = [];
     private readonly List<LogicalMessage> _messages = [];
     private readonly List<LogicalMessage> _openMessages = [];
     private TransactionBegun? _open;
@@ -28,6 +29,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private int _nextChangeIndex;
     private ulong? _completedEndLsn;
     private long _nextSequence;
+    private long _pendingBytes;
 
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
     public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null;
@@ -35,6 +37,8 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     /// <summary>Takes one event; returns a batch when the size limit is reached.</summary>
     public OutgoingBatch? Add(DecodedEvent decoded)
     {
+        ArgumentNullException.ThrowIfNull(decoded);
+        _pendingBytes += decoded.Bytes;
         switch (decoded)
         {
             case TransactionBegun begun:
@@ -51,22 +55,22 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
 
             case RowChanged row:
                 AddRow(row);
-                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+                return IsFull ? Cut() : null;
 
             case TablesTruncated truncated:
                 var inTransaction = Open(truncated.Relations[0].Table);
                 foreach (var relation in truncated.Relations)
-                    Append(inTransaction, relation, ChangeOperation.Truncate, "", null, null);
-                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+                    Append(inTransaction, relation, ChangeOperation.Truncate, "", null, null, 128);
+                return IsFull ? Cut() : null;
 
             case MessageEmitted { Transactional: false } message:
                 _messages.Add(new LogicalMessage(source, message.Prefix, message.Content, false, message.Lsn, null));
-                return null;
+                return IsFull ? Cut() : null;
 
             case MessageEmitted message:
                 // Held until the commit: an aborted transaction's messages are never published.
                 _openMessages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, message.Lsn, Open(null).CommitLsn));
-                return null;
+                return IsFull ? Cut() : null;
 
             case TransactionCommitted committed:
                 if (_open is null)
@@ -75,12 +79,14 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 _completedEndLsn = committed.EndLsn;
                 _messages.AddRange(_openMessages);
                 _openMessages.Clear();
-                return _pending.Count >= options.MaxBatchChanges ? Cut() : null;
+                return IsFull ? Cut() : null;
 
             default:
                 throw new ArgumentOutOfRangeException(nameof(decoded), decoded.GetType().Name, "Unknown decoded event.");
         }
     }
+
+    private bool IsFull => _pending.Count >= options.MaxBatchChanges || _pendingBytes >= options.MaxBatchBytes;
 
     /// <summary>Flushes whatever is pending (the time limit, or shutdown).</summary>
     public OutgoingBatch? Cut()
@@ -94,18 +100,32 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         {
             // The latest shape names the key; a key that changes inside one batch is not supported.
             var keyColumns = table.Last().Relation.KeyColumns;
-            var changes = table.Select(p => p.Change).ToList();
-            for (var offset = 0; offset < changes.Count; offset += options.MaxChangesPerSet)
+            // A set ends at MaxChangesPerSet changes or MaxBytesPerSet bytes, and holds at least one change.
+            var slice = new List<RowChange>();
+            long sliceBytes = 0;
+            foreach (var (_, change, bytes) in table)
             {
-                var slice = changes.GetRange(offset, Math.Min(options.MaxChangesPerSet, changes.Count - offset));
-                parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
+                if (slice.Count > 0 && (slice.Count >= options.MaxChangesPerSet || sliceBytes + bytes > options.MaxBytesPerSet))
+                {
+                    parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice) { RunEpoch = runEpoch });
+                    slice = [];
+                    sliceBytes = 0;
+                }
+
+                slice.Add(change);
+                sliceBytes += bytes;
             }
+
+            parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice) { RunEpoch = runEpoch });
         }
 
-        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages]);
+        // Bytes of held messages of an open transaction stay with the batch that publishes them.
+        var heldBytes = _openMessages.Sum(m => 128L + m.Content.Length + 2L * m.Prefix.Length);
+        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes - heldBytes);
         _pending.Clear();
         _messages.Clear();
         _completedEndLsn = null;
+        _pendingBytes = heldBytes;
         return batch;
     }
 
@@ -115,17 +135,17 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         if (row.OldRecordId is not null)
         {
             // A key change moves the row to another identity: the old record is gone, a new one appears.
-            Append(open, row.Relation, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow);
-            Append(open, row.Relation, ChangeOperation.Insert, row.RecordId, row.NewRow, null);
+            Append(open, row.Relation, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow, row.Bytes / 2);
+            Append(open, row.Relation, ChangeOperation.Insert, row.RecordId, row.NewRow, null, row.Bytes - row.Bytes / 2);
             return;
         }
 
-        Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow);
+        Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow, row.Bytes);
     }
 
     private TransactionBegun Open(TableName? table) =>
         _open ?? throw new UndecodableMessageException($"A change{(table is null ? "" : " to " + table)} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
 
-    private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow) =>
-        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin)));
+    private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow, long bytes) =>
+        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin), bytes));
 }

@@ -6,7 +6,22 @@ namespace Synchro.Bridge.Replication;
 /// What the decoder hands to the batcher: our own copies of pgoutput messages, detached from
 /// Npgsql's reused buffers.
 /// </summary>
-internal abstract record DecodedEvent;
+internal abstract record DecodedEvent
+{
+    /// <summary>Roughly the memory the event holds until it is confirmed downstream; bounds the in-flight window in bytes.</summary>
+    public virtual long Bytes => 0;
+
+    /// <summary>Estimated bytes of a row image: UTF-16 text plus per-object overhead.</summary>
+    internal static long SizeOf(ColumnValue[]? row)
+    {
+        if (row is null)
+            return 0;
+        long bytes = 32;
+        foreach (var value in row)
+            bytes += 64 + 2L * ((value.Text?.Length ?? 0) + value.Name.Length);
+        return bytes;
+    }
+}
 
 internal sealed record TransactionBegun(uint TransactionId, ulong CommitLsn, DateTimeOffset CommittedAt) : DecodedEvent;
 
@@ -19,11 +34,20 @@ internal sealed record RowChanged(
     string RecordId,
     ColumnValue[]? NewRow,
     ColumnValue[]? OldRow,
-    string? OldRecordId) : DecodedEvent;
+    string? OldRecordId) : DecodedEvent
+{
+    public override long Bytes { get; } = 128 + SizeOf(NewRow) + SizeOf(OldRow);
+}
 
-internal sealed record TablesTruncated(RelationSchema[] Relations) : DecodedEvent;
+internal sealed record TablesTruncated(RelationSchema[] Relations) : DecodedEvent
+{
+    public override long Bytes => 128L * Relations.Length;
+}
 
-internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transactional, ulong Lsn) : DecodedEvent;
+internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transactional, ulong Lsn) : DecodedEvent
+{
+    public override long Bytes => 128 + Content.Length + 2L * Prefix.Length;
+}
 
 /// <param name="CommitLsn">LSN of the commit record.</param>
 /// <param name="EndLsn">End of the transaction in WAL: the position to confirm once it is applied.</param>

@@ -60,6 +60,8 @@ internal sealed class PgOutputDecoder(RelationCatalog catalog)
                     _ => null,
                 };
                 var newRow = await ReadRowAsync(schema, update.NewRow, cancellationToken);
+                if (oldRow is not null)
+                    CompleteFromOldRow(schema, newRow, oldRow, keyOnly: update is IndexUpdateMessage);
                 var recordId = RecordIdOf(schema, newRow);
                 var oldRecordId = oldRow is null ? null : RecordIdOf(schema, oldRow);
                 return new RowChanged(schema, ChangeOperation.Update, recordId, newRow, oldRow,
@@ -142,6 +144,23 @@ internal sealed class PgOutputDecoder(RelationCatalog catalog)
         }
 
         return values;
+    }
+
+    /// <summary>
+    /// An unchanged TOAST value is the old value: when the old tuple carries it (a key stored out of
+    /// line is always sent in the old key; REPLICA IDENTITY FULL sends every column), the new row
+    /// takes it, so the row is complete and has its identity. An old key tuple's other columns are
+    /// placeholders (NULL), never values.
+    /// </summary>
+    private static void CompleteFromOldRow(RelationSchema schema, ColumnValue[] newRow, ColumnValue[] oldRow, bool keyOnly)
+    {
+        for (var i = 0; i < newRow.Length && i < oldRow.Length; i++)
+        {
+            if (keyOnly && !schema.Columns[i].IsKey)
+                continue;
+            if (newRow[i].Kind == ColumnValueKind.UnchangedToast && oldRow[i].Kind != ColumnValueKind.UnchangedToast)
+                newRow[i] = oldRow[i];
+        }
     }
 
     /// <summary>The record id from the row's key columns (see <see cref="RecordIds"/>).</summary>

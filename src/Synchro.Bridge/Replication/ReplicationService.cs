@@ -6,53 +6,76 @@ using Npgsql;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
+using Synchro.Bridge.Sources;
 
 namespace Synchro.Bridge.Replication;
 
 /// <summary>
 /// The slot reader role: slot → decoder → batcher → publisher, and acknowledged LSNs back to the
-/// slot. A transient failure restarts the run from the slot's confirmed position (replays are
-/// absorbed downstream); a condition the operator must fix stops the bridge with its message.
+/// slot. A transient failure (a lost connection, a server restart, a confirmation that never came)
+/// ends the run, releases the slot and restarts from the slot's confirmed position with back-off
+/// (replays are absorbed downstream); a condition the operator must fix stops the bridge with its
+/// message. While another instance holds the slot, this one waits as its hot standby.
 /// </summary>
 internal sealed class ReplicationService(
     IOptions<SynchroOptions> options,
     ChangeSetPublisher publisher,
     ActiveRun activeRun,
     IPositionStore positionStore,
+    IApplyHolds holds,
     NpgsqlDataSource dataSource,
+    SourceIdentity source,
+    BridgeInstance instance,
     BridgeFailure failure,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
     ILogger<ReplicationService> logger) : BackgroundService
 {
-    private static readonly TimeSpan RestartDelay = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan StandbyPoll = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxRestartDelay = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        var settings = options.Value;
+        var ownership = new SlotOwnership(dataSource, settings.Replication.SlotName, instance.ApplicationName);
+        var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                if (!await TakeSlotAsync(ownership, stoppingToken))
+                    continue;
+                failures = 0;
                 await RunOnceAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
                 return;
             }
-            catch (SynchroException e)
+            catch (SlotInUseException)
             {
-                failure.Record(e);
-                lifetime.StopApplication();
-                return;
+                // Taken between our look and our start: the next look tells a standby from a stale session.
+                activeRun.Interrupted("the slot was taken by another session", time.GetUtcNow());
             }
-            catch (Exception e) when (IsTransient(e))
+            catch (Exception e) when (TransientFailures.IsTransient(e))
             {
+                failures++;
+                var delay = TimeSpan.FromMilliseconds(Math.Min(MaxRestartDelay.TotalMilliseconds, 250 * Math.Pow(2, Math.Min(failures, 10))));
                 activeRun.Interrupted(e.Message, time.GetUtcNow());
-                ReplicationLog.Restarting(logger, e.Message, RestartDelay.TotalSeconds);
-                await Task.Delay(RestartDelay, time, stoppingToken);
+                ReplicationLog.Restarting(logger, e.Message, delay.TotalSeconds);
+                try
+                {
+                    await Task.Delay(delay, time, stoppingToken);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
             }
             catch (Exception e)
             {
+                // A bug or a condition the operator must fix: retrying it unchanged would loop forever.
                 failure.Record(e);
                 lifetime.StopApplication();
                 return;
@@ -60,56 +83,160 @@ internal sealed class ReplicationService(
         }
     }
 
+    /// <summary>
+    /// True when the slot is free to take. Our own stale session (left by a broken connection) is
+    /// ended; another live holder makes this instance wait as its standby.
+    /// </summary>
+    private async Task<bool> TakeSlotAsync(SlotOwnership ownership, CancellationToken stoppingToken)
+    {
+        var holder = await ownership.HolderAsync(stoppingToken);
+        if (holder is null)
+        {
+            if (activeRun.Standby is not null)
+                ReplicationLog.TakingOver(logger, options.Value.Replication.SlotName);
+            activeRun.Active();
+            return true;
+        }
+
+        if (ownership.IsOurs(holder))
+        {
+            ReplicationLog.EndingStaleSession(logger, options.Value.Replication.SlotName, holder.Pid);
+            await ownership.TerminateAsync(holder, stoppingToken);
+        }
+        else
+        {
+            var described = holder.ToString();
+            if (activeRun.Standby is null)
+                ReplicationLog.Standby(logger, options.Value.Replication.SlotName, described);
+            activeRun.WaitingAsStandby(described, time.GetUtcNow());
+        }
+
+        await Task.Delay(StandbyPoll, time, stoppingToken);
+        return false;
+    }
+
     private async Task RunOnceAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
         var runId = Guid.NewGuid();
-        using var tracker = new AckTracker(runId, settings.Batching.MaxInFlightBatches);
+        // Every run has a higher epoch than the ones before: their change sets still queued are superseded.
+        var epoch = await positionStore.BeginRunAsync(source.Name, stoppingToken);
+        var budget = new ByteBudget(settings.Batching.MaxInFlightBytes);
+        using var tracker = new AckTracker(runId, settings.Batching.MaxInFlightBatches, time, budget.Release);
         activeRun.Tracker = tracker;
         var events = Channel.CreateBounded<DecodedEvent>(new BoundedChannelOptions(settings.Batching.DecodedEventBuffer)
         {
             SingleReader = true,
             SingleWriter = true,
         });
-        await using var reader = new SlotReader(settings.Postgres.ConnectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
+        var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
+        var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
         var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = runCancellation.Token;
-        ReplicationLog.Started(logger, settings.Replication.SlotName, runId);
+        ReplicationLog.Started(logger, settings.Replication.SlotName, runId, epoch);
 
         var reading = Task.Run(async () =>
         {
             try
             {
-                await reader.RunAsync(events.Writer, token);
+                await reader.RunAsync(events.Writer, budget, token);
             }
             finally
             {
                 events.Writer.TryComplete();
             }
         }, token);
-        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(settings.Replication.SlotName, runId, settings.Batching), tracker, token), token);
+        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching, epoch), tracker, token), token);
         var reporting = Task.Run(() => reporter.RunAsync(tracker, reader, token), token);
+        var watching = Task.Run(() => WatchConfirmationsAsync(tracker, token), token);
 
         // The first task to end, for whatever reason, ends the run; the others are cancelled.
-        var first = await Task.WhenAny(reading, batching, reporting);
+        var first = await Task.WhenAny(reading, batching, reporting, watching);
         await runCancellation.CancelAsync();
         try
         {
-            await Task.WhenAll(reading, batching, reporting);
+            await Task.WhenAll(reading, batching, reporting, watching);
         }
-        catch (OperationCanceledException) when (first.IsCompletedSuccessfully || first.IsCanceled)
+        catch (Exception)
         {
+            // The other tasks end cancelled, or fail because the run is torn down: the first one says why.
         }
         finally
         {
             activeRun.Tracker = null;
+            await CloseAsync(reader);
         }
 
         await first; // rethrows the failure that ended the run
         if (!stoppingToken.IsCancellationRequested)
-            throw new NpgsqlException("The replication stream ended unexpectedly.");
+            throw new SynchroTransientException("The replication stream ended unexpectedly.");
+    }
+
+    /// <summary>Closes the replication connection, without waiting on a server that no longer answers.</summary>
+    private static async Task CloseAsync(SlotReader reader)
+    {
+        var closing = reader.DisposeAsync().AsTask();
+        if (await Task.WhenAny(closing, Task.Delay(ProbeTimeout)) != closing)
+            _ = closing.ContinueWith(t => t.Exception, TaskScheduler.Default); // observed, never awaited
+    }
+
+    /// <summary>
+    /// Gives every wait for confirmations a deadline. When change sets wait unconfirmed, it first
+    /// checks that PostgreSQL still accepts connections: a server that shuts down or restarts waits
+    /// for its walsenders, so the slot is released at once. Past the confirmation timeout the run
+    /// ends and the slot is re-read, unless the bucket consumer reports a change set it holds: then
+    /// the operator must act, and re-reading would only queue copies behind it.
+    /// </summary>
+    private async Task WatchConfirmationsAsync(AckTracker tracker, CancellationToken cancellationToken)
+    {
+        var settings = options.Value.Replication;
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500), time);
+        var lastProbe = DateTimeOffset.MinValue;
+        while (await timer.WaitForNextTickAsync(cancellationToken))
+        {
+            var stalled = tracker.StalledFor;
+            if (stalled < settings.DownstreamProbeAfter)
+                continue;
+
+            var now = time.GetUtcNow();
+            if (now - lastProbe >= settings.DownstreamProbeAfter)
+            {
+                lastProbe = now;
+                await ProbeDatabaseAsync(cancellationToken);
+            }
+
+            if (stalled < settings.ConfirmationTimeout)
+                continue;
+            var hold = await holds.ReadAsync(source.Name, cancellationToken);
+            activeRun.HeldDownstream(hold);
+            if (hold is null)
+            {
+                throw new SynchroTransientException(
+                    $"No change set was confirmed for {stalled.TotalSeconds:0} s (oldest waiting: batch {tracker.OldestPending?.Sequence}); re-reading the slot from its confirmed position.");
+            }
+        }
+    }
+
+    private async Task ProbeDatabaseAsync(CancellationToken cancellationToken)
+    {
+        // A connection of its own, not the pool's: the question is whether the server takes new ones.
+        var builder = new NpgsqlConnectionStringBuilder(options.Value.Postgres.ConnectionString) { Pooling = false, Timeout = (int)ProbeTimeout.TotalSeconds };
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(ProbeTimeout);
+        try
+        {
+            await using var connection = new NpgsqlConnection(builder.ConnectionString);
+            await connection.OpenAsync(deadline.Token);
+            await using var command = new NpgsqlCommand("SELECT 1", connection);
+            await command.ExecuteScalarAsync(deadline.Token);
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested && (e is OperationCanceledException || TransientFailures.IsTransient(e)))
+        {
+            throw new SynchroTransientException(
+                $"PostgreSQL does not accept connections ({e.Message}) while change sets wait for confirmation; releasing the slot so it can shut down or restart, and resuming when it is back.", e);
+        }
     }
 
     private async Task BatchAndPublishAsync(ChannelReader<DecodedEvent> events, ChangeBatcher batcher, AckTracker tracker, CancellationToken cancellationToken)
@@ -166,23 +293,29 @@ internal sealed class ReplicationService(
             return;
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
-        await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count, batch.AckLsn, cancellationToken);
+        await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
     }
-
-    /// <summary>Lost connections (database or broker) are retried; an error PostgreSQL reports about our request is not.</summary>
-    private static bool IsTransient(Exception e) => e is not PostgresException { IsTransient: false };
 }
 
 internal static partial class ReplicationLog
 {
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Streaming slot {Slot} (run {RunId})")]
-    public static partial void Started(ILogger logger, string slot, Guid runId);
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Streaming slot {Slot} (run {RunId}, epoch {Epoch})")]
+    public static partial void Started(ILogger logger, string slot, Guid runId, long epoch);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Published batch {Batch}: {Parts} change sets, {Changes} changes")]
     public static partial void Published(ILogger logger, long batch, int parts, int changes);
 
     [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "Replication interrupted ({Reason}); restarting from the slot's confirmed position in {Seconds} s")]
     public static partial void Restarting(ILogger logger, string reason, double seconds);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Information, Message = "Slot {Slot} is held by {Holder}; waiting as its hot standby")]
+    public static partial void Standby(ILogger logger, string slot, string holder);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Information, Message = "Slot {Slot} is free; this standby takes over")]
+    public static partial void TakingOver(ILogger logger, string slot);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Slot {Slot} is still held by this bridge's previous session (pid {Pid}, left by a broken connection); ending it")]
+    public static partial void EndingStaleSession(ILogger logger, string slot, int pid);
 }

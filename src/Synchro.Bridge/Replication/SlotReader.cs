@@ -29,8 +29,11 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
     /// <summary>What the server last told us (a data message or a keepalive).</summary>
     public ulong LastReceivedLsn => _connection is { } connection ? (ulong)connection.LastReceivedLsn : 0;
 
-    public async Task RunAsync(ChannelWriter<DecodedEvent> output, CancellationToken cancellationToken)
+    /// <param name="budget">Bytes the events may hold until confirmed; reading pauses while it is spent.</param>
+    public async Task RunAsync(ChannelWriter<DecodedEvent> output, ByteBudget budget, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(budget);
         _connection = new LogicalReplicationConnection(connectionString);
         await _connection.Open(cancellationToken);
 
@@ -47,7 +50,11 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
                 if (decoded is TransactionBegun)
                     Volatile.Write(ref _inTransaction, 1);
                 if (decoded is not null)
+                {
+                    if (decoded.Bytes > 0)
+                        await budget.AcquireAsync(decoded.Bytes, cancellationToken);
                     await output.WriteAsync(decoded, cancellationToken);
+                }
                 if (decoded is TransactionCommitted committed)
                 {
                     Interlocked.Exchange(ref _lastCommitEnd, committed.EndLsn);

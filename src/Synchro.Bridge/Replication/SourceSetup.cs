@@ -1,6 +1,8 @@
 using System.Net.Sockets;
 using Npgsql;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Hosting;
+using Synchro.Bridge.Sources;
 
 namespace Synchro.Bridge.Replication;
 
@@ -8,7 +10,7 @@ namespace Synchro.Bridge.Replication;
 /// Start-up checks of the source database, each failing with what to do, then the objects the slot
 /// reader needs: the publication (kept equal to the configured tables) and the durable slot.
 /// </summary>
-internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options)
+internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, SidecarTables sidecar)
 {
     private const string OutputPlugin = "pgoutput";
 
@@ -56,6 +58,14 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             if (!reader.GetBoolean(1) && !(identity == "i" && reader.GetBoolean(2)))
                 throw new TableWithoutKeyException(table.ToString());
         }
+    }
+
+    /// <summary>The source's origin: this cluster's system identifier, the database and the slot.</summary>
+    public async Task IdentifyAsync(NpgsqlConnection connection, SourceIdentity source, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        var systemIdentifier = await ScalarAsync<string>(connection, "SELECT system_identifier::text FROM pg_control_system()", cancellationToken);
+        source.SetOrigin(systemIdentifier, connection.Database, options.Replication.SlotName);
     }
 
     /// <summary>What the slot reader needs of the server and the role, checked before anything is created.</summary>
@@ -120,10 +130,17 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
     }
 
+    /// <summary>
+    /// Makes sure the slot exists and still holds every change after the position the sidecar tables
+    /// were brought to (sync_wal_position). A slot that is missing, or was recreated past that
+    /// position, lost changes: start is refused unless the operator accepts the gap.
+    /// </summary>
     private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
-        await using var lookup = new NpgsqlCommand("SELECT plugin, database FROM pg_replication_slots WHERE slot_name = $1", connection);
+        var stored = await StoredPositionAsync(connection, cancellationToken);
+        ulong? slotStart = null;
+        await using var lookup = new NpgsqlCommand("SELECT plugin, database, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", connection);
         lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
         await using (var reader = await lookup.ExecuteReaderAsync(cancellationToken))
         {
@@ -134,9 +151,19 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 if (plugin != OutputPlugin || database != connection.Database)
                     throw new StartupCheckException(
                         $"Replication slot '{slot}' exists but is a {plugin} slot of database '{database}'; the bridge needs a pgoutput slot of '{connection.Database}'. Choose another Synchro:Replication:SlotName or drop that slot.");
-                return;
+                slotStart = reader.IsDBNull(2) ? 0 : Lsn.Parse(reader.GetString(2));
             }
         }
+
+        if (slotStart is { } start)
+        {
+            if (stored is { } applied && start > applied)
+                await GapAsync(connection, $"replication slot '{slot}' starts at {Lsn.Format(start)}, after {Lsn.Format(applied)}, the position sync_wal_position says the sidecar tables were brought to (was the slot dropped and created again?): the changes in between are not in the slot", start, cancellationToken);
+            return;
+        }
+
+        if (stored is { } position)
+            await GapAsync(connection, $"replication slot '{slot}' is missing, but sync_wal_position says the sidecar tables were brought to {Lsn.Format(position)}: the changes since then were lost with the slot", null, cancellationToken);
 
         var freeSlots = await ScalarAsync<long>(connection,
             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)", cancellationToken);
@@ -144,10 +171,37 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             throw new StartupCheckException(
                 "PostgreSQL has no free replication slot (max_replication_slots is used up). Drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL.");
 
-        await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, $2)", connection);
+        await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)", connection);
         create.Parameters.Add(new NpgsqlParameter { Value = slot });
         create.Parameters.Add(new NpgsqlParameter { Value = OutputPlugin });
-        await create.ExecuteNonQueryAsync(cancellationToken);
+        var created = Lsn.Parse((string)(await create.ExecuteScalarAsync(cancellationToken))!);
+        if (stored is not null)
+            await StorePositionAsync(connection, created, cancellationToken); // the accepted gap: start afresh from the new slot
+    }
+
+    private async Task GapAsync(NpgsqlConnection connection, string what, ulong? slotStart, CancellationToken cancellationToken)
+    {
+        if (!options.Replication.AcceptGap)
+            throw new StartupCheckException(
+                $"Not started: {what}. Resynchronise the sidecar tables from the application tables, or run synchro-bridge run --accept-gap (Synchro:Replication:AcceptGap=true) to go on without those changes, knowingly.");
+        if (slotStart is { } start)
+            await StorePositionAsync(connection, start, cancellationToken);
+    }
+
+    private async Task<ulong?> StoredPositionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT confirmed_lsn::text FROM {sidecar.WalPosition} WHERE slot_name = $1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
+        return await command.ExecuteScalarAsync(cancellationToken) is string text ? Lsn.Parse(text) : null;
+    }
+
+    /// <summary>Sets the stored position outright (it may only grow otherwise): the operator accepted the gap.</summary>
+    private async Task StorePositionAsync(NpgsqlConnection connection, ulong lsn, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"UPDATE {sidecar.WalPosition} SET confirmed_lsn = $2::text::pg_lsn, updated_at = now() WHERE slot_name = $1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
+        command.Parameters.Add(new NpgsqlParameter { Value = Lsn.Format(lsn) });
+        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -38,7 +38,7 @@ public sealed class EndToEndTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync(TodosTable);
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.todos-copy", "public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.todos-copy", "*.public.todos");
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7, 'a'), (2, 8, 'b')");
@@ -63,7 +63,7 @@ public sealed class EndToEndTests
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync(TodosTable);
         await env.ExecuteAsync("CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total numeric(10,2) NOT NULL)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.orders-only", "public.orders");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.orders-only", "*.public.orders");
         await env.StartBridgeAsync(("todos", "user_id"), ("orders", "user_id"));
 
         // The todos change set is applied before the orders change is made, so had it been routed to

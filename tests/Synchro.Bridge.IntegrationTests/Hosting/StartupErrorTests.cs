@@ -114,20 +114,6 @@ public sealed class StartupErrorTests
     }
 
     [Fact]
-    public async Task a_slot_held_by_another_process_stops_the_second_bridge_with_a_clear_error()
-    {
-        await using var env = await TestEnvironment.CreateAsync();
-        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
-        await env.StartBridgeAsync(("todos", "user_id"));
-        await Eventually.Until(() => env.ScalarAsync<bool>($"SELECT active FROM pg_replication_slots WHERE slot_name = '{env.Name}'"), "the first bridge to hold the slot");
-
-        var (exitCode, output) = await RunAsync(env, env.BridgeSettings(("todos", "user_id")));
-
-        Assert.Equal(1, exitCode);
-        AssertOneLine(output, $"synchro-bridge: Replication slot '{env.Name}' is in use by another process");
-    }
-
-    [Fact]
     public async Task a_role_without_replication_is_told_how_to_grant_it()
     {
         await using var env = await TestEnvironment.CreateAsync();

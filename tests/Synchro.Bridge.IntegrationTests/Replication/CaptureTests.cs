@@ -15,7 +15,7 @@ public sealed class CaptureTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id integer, title text)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.shapes", "public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.shapes", "*.public.todos");
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7, 'before')");
@@ -46,7 +46,7 @@ public sealed class CaptureTests
         await env.ExecuteAsync("CREATE TABLE docs (id bigint PRIMARY KEY, user_id bigint, title text, body text)");
         // Random hex does not compress well, so 100 kB stays far above the TOAST threshold.
         await env.ExecuteAsync("INSERT INTO docs SELECT 1, 7, 'draft', string_agg(md5(random()::text), '') FROM generate_series(1, 3200)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.docs", "public.docs");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.docs", "*.public.docs");
         await env.StartBridgeAsync(("docs", "user_id"));
 
         await env.ExecuteAsync("UPDATE docs SET title = 'final' WHERE id = 1");
@@ -73,7 +73,7 @@ public sealed class CaptureTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.truncate", "public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.truncate", "*.public.todos");
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7), (2, 7), (3, NULL)");
@@ -172,7 +172,7 @@ public sealed class CaptureTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint, title text); ALTER TABLE todos REPLICA IDENTITY FULL");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.full", "public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.full", "*.public.todos");
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7, 'a')");
@@ -209,7 +209,7 @@ public sealed class CaptureTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.origin", "public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.origin", "*.public.todos");
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7)");

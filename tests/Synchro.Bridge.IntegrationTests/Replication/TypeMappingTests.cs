@@ -63,7 +63,7 @@ public sealed class TypeMappingTests
             CREATE TYPE point3 AS (x integer, label text);
             CREATE TABLE zoo (id bigint PRIMARY KEY, {string.Join(", ", Zoo.Select(z => $"{z.Column} {z.Type}"))});
             """);
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.zoo", "public.zoo");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.zoo", "*.public.zoo");
         await env.StartBridgeAsync(("zoo", null));
 
         await env.ExecuteAsync($"INSERT INTO zoo VALUES (1, {string.Join(", ", Zoo.Select(z => z.Literal))})");

@@ -4,6 +4,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Hosting;
+using Synchro.Bridge.Position;
+using Synchro.Bridge.Sources;
 using Synchro.Contracts;
 using static Synchro.Bridge.Tests.Changes;
 
@@ -14,6 +16,8 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
 {
     private const string Source = "unit_slot";
     private readonly InMemorySidecarStore _store = new();
+    private readonly InMemoryApplyHolds _holds = new();
+    private readonly ApplyStatus _status = new();
     private ServiceProvider _services = null!;
     private ITestHarness _harness = null!;
 
@@ -28,7 +32,12 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
             .AddSingleton(Options.Create(options))
             .AddSingleton<ISidecarStore>(_store)
             .AddSingleton(new BucketRuleSet(options.Tables))
+            .AddSingleton(new SourceIdentity(Source))
+            .AddSingleton<IApplyHolds>(_holds)
+            .AddSingleton(_status)
+            .AddSingleton(TimeProvider.System)
             .AddMassTransitTestHarness(bus => bus.AddConsumer<BucketAssignmentConsumer>())
+            .Configure<MassTransitHostOptions>(o => o.ConsumerStopTimeout = TimeSpan.FromMilliseconds(200))
             .BuildServiceProvider(validateScopes: true);
         _harness = _services.GetRequiredService<ITestHarness>();
         await _harness.Start();
@@ -66,14 +75,48 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_change_set_of_an_unconfigured_table_faults_and_is_not_confirmed()
+    public async Task a_change_set_that_fails_deterministically_is_held_in_place_never_faulted_nor_confirmed()
     {
-        var set = Set(Source, Insert(100, 0, 1, 7)) with { Table = "orders" };
+        var set = Set(Source, Insert(100, 0, 1, 7)) with { Table = "orders", BatchSequence = 3 };
 
         await _harness.Bus.Publish(set);
 
-        Assert.True(await _harness.Published.Any<Fault<ChangeSet>>());
-        Assert.False(await _harness.Published.Any<ChangeSetApplied>());
+        // Retried in place (200 ms, 400 ms, ...): the hold is recorded with the reason, and nothing passes it.
+        var hold = await WaitForAsync(async () => await _holds.ReadAsync(Source, CancellationToken.None) is { Attempts: >= 2 } h ? h : null);
+        Assert.Equal("public.orders", hold.Table);
+        Assert.Equal(3, hold.Batch);
+        Assert.Equal(100UL, hold.CommitLsn);
+        Assert.Contains("public.orders is not in Synchro:Tables", hold.Error, StringComparison.Ordinal);
+        Assert.False(_status.Stall!.Transient);
+        Assert.False(_harness.Published.Select<Fault<ChangeSet>>().Any());
+        Assert.False(_harness.Published.Select<ChangeSetApplied>().Any());
         Assert.Empty(_store.Changelog);
+    }
+
+    [Fact]
+    public async Task a_change_set_of_a_superseded_run_is_skipped_without_confirmation()
+    {
+        _store.LatestEpoch = 5;
+        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)) with { RunEpoch = 4 });
+        await _harness.Bus.Publish(Set(Source, Insert(200, 0, 2, 7)) with { RunEpoch = 5 });
+
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>());
+        Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
+        Assert.Single(_harness.Published.Select<ChangeSetApplied>());
+        Assert.Equal([("user:7", "2", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
+    }
+
+    private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
+        where T : class
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (true)
+        {
+            if (await probe() is { } value)
+                return value;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException("The condition did not hold within 10 s.");
+            await Task.Delay(20);
+        }
     }
 }

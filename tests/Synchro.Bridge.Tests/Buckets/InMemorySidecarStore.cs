@@ -14,10 +14,15 @@ internal sealed class InMemorySidecarStore : ISidecarStore
 
     public Dictionary<string, ChangePosition> Positions { get; } = [];
 
+    /// <summary>The epoch of the source's latest run; change sets of older runs are superseded.</summary>
+    public long LatestEpoch { get; set; }
+
     public Task<SidecarPlan> ApplyAsync(ChangeSet changeSet, IBucketRule rule, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
+            if (changeSet.RunEpoch < LatestEpoch)
+                return Task.FromResult(new SidecarPlan { Superseded = true });
             var state = new SidecarState();
             foreach (var recordId in changeSet.Changes.Select(c => c.RecordId).Distinct())
             {

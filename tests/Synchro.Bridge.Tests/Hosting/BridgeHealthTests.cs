@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Options;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
 using Synchro.Contracts;
@@ -12,13 +13,16 @@ public sealed class BridgeHealthTests
     private readonly BridgeFailure _failure = new();
     private readonly ActiveRun _run = new();
 
-    private BridgeHealth Health() => new(_failure, _run, Options.Create(new SynchroOptions { Health = { AckStallThreshold = Threshold } }), _time);
+    private readonly ApplyStatus _apply = new();
+    private readonly PositionStoreCircuit _circuit = new();
+
+    private BridgeHealth Health() => new(_failure, _run, _apply, _circuit, Options.Create(new SynchroOptions { Health = { AckStallThreshold = Threshold } }), _time);
 
     [Fact]
     public async Task in_flight_work_without_acknowledgement_turns_red_after_the_threshold()
     {
         var health = Health();
-        using var tracker = new AckTracker(Guid.NewGuid(), 4);
+        using var tracker = new AckTracker(Guid.NewGuid(), 4, _time);
         _run.Tracker = tracker;
         await tracker.RegisterAsync(0, 1, 100, CancellationToken.None);
         Assert.True(health.Evaluate().Healthy);

@@ -1,0 +1,45 @@
+using System.Text;
+
+namespace Synchro.Bridge.Sources;
+
+/// <summary>
+/// Who a change set comes from. <see cref="Name"/> is what the bus sees: the first word of every
+/// routing key (<c>source.schema.table</c>) and part of the bucket queue's name; by default
+/// <c>database-slot</c>. <see cref="Origin"/> is what cannot collide: the PostgreSQL cluster's
+/// system identifier, the database and the slot. Every change set carries its origin in a header,
+/// and a consumer that meets another origin under its own name stops (two sources share a name).
+/// </summary>
+public sealed class SourceIdentity
+{
+    public const string OriginHeader = "Synchro-Origin";
+
+    private string? _origin;
+
+    public SourceIdentity(string name) => Name = name;
+
+    public string Name { get; }
+
+    /// <summary><c>system_identifier/database/slot</c>; known once start-up has asked the database.</summary>
+    public string Origin => _origin ?? throw new InvalidOperationException("The source's origin is read from the database at start-up, before it is used.");
+
+    public bool HasOrigin => _origin is not null;
+
+    public void SetOrigin(string systemIdentifier, string database, string slot) => _origin = $"{systemIdentifier}/{database}/{slot}";
+
+    /// <summary>The configured name, or <c>database-slot</c> made of the characters a routing-key word and a queue name accept.</summary>
+    public static string NameFrom(string? configured, string database, string slot)
+    {
+        if (!string.IsNullOrWhiteSpace(configured))
+            return configured;
+        var name = new StringBuilder();
+        foreach (var c in (database + "-" + slot).ToLowerInvariant())
+            name.Append(IsNameCharacter(c) ? c : '_');
+        return name.ToString();
+    }
+
+    /// <summary>Letters, digits, '_' and '-': no '.', which separates routing-key words.</summary>
+    public static bool IsValidName(string name) =>
+        name.Length is > 0 and <= 100 && name.All(IsNameCharacter);
+
+    private static bool IsNameCharacter(char c) => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '-';
+}
