@@ -7,6 +7,8 @@
 #   scripts/servers.sh env           print export lines:  eval "$(scripts/servers.sh env)"
 #   scripts/servers.sh status        say what is running (exit 0 only if all are up)
 #   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
+#   scripts/servers.sh restart-pg S  pg_ctl restart -m fast of the main cluster; fails unless done in S seconds
+#   scripts/servers.sh stop-rabbitmq / start-rabbitmq   for fault tests: the broker goes away and comes back
 #
 # Everything lives under <repo>/.servers/, every listener is on loopback only,
 # and only processes recorded there are ever stopped. stdout carries nothing but the
@@ -44,6 +46,8 @@ usage: scripts/servers.sh up|env|status|down [--wipe]
   env     print the export lines (eval "$(scripts/servers.sh env)")
   status  show what is running
   down    stop the servers this script started; --wipe also deletes .servers/
+  restart-pg SECONDS          restart the main PostgreSQL (-m fast), failing past SECONDS
+  stop-rabbitmq|start-rabbitmq   stop or start RabbitMQ (fault tests)
 EOF
 }
 
@@ -113,6 +117,7 @@ export PGPORT=$PG_PORT
 export PGUSER=postgres
 export PGPASSWORD=postgres
 export SYNCHRO_TEST_PG_WAL_REPLICA="Host=127.0.0.1;Port=$PG_REPLICA_PORT;Username=postgres;Password=postgres;Database=postgres"
+export SYNCHRO_SERVERS_SCRIPT="$REPO/scripts/servers.sh"
 EOF
 }
 
@@ -779,8 +784,24 @@ cmd_status() {
     return "$rc"
 }
 
+# A fast restart of the main cluster, as an operator would run it; it must finish in time
+# (a replication client that never lets the walsender finish would keep it in "shutting down").
+cmd_restart_pg() {
+    local seconds=${1:?restart-pg needs a deadline in seconds}
+    load_ports
+    resolve_pg_paths
+    pg_select main
+    log "restarting $PG_LABEL (-m fast, deadline ${seconds}s)"
+    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -m fast -w -t "$seconds" restart >&2 ||
+        die "pg_ctl restart did not finish within ${seconds}s"
+    pg_wait_ready
+}
+
 case "${1:-}" in
     up) shift; [ $# -eq 0 ] || { usage; exit 2; }; cmd_up ;;
+    restart-pg) shift; cmd_restart_pg "$@" ;;
+    stop-rabbitmq) load_ports; rmq_stop ;;
+    start-rabbitmq) load_ports; rmq_start; rmq_wait_ready ;;
     down) shift; cmd_down "$@" ;;
     env) print_env ;;
     status) cmd_status ;;

@@ -12,9 +12,10 @@ internal sealed class BridgeProcess : IDisposable
     private BridgeProcess(Process process) => _process = process;
 
     /// <param name="heapLimitBytes">A hard cap on the GC heap: a bridge that held more live data would fail with OutOfMemoryException.</param>
-    public static BridgeProcess Start(Dictionary<string, string?> settings, long? heapLimitBytes = null)
+    /// <param name="arguments">The command line after <c>synchro-bridge</c>; default <c>run</c>.</param>
+    public static BridgeProcess Start(Dictionary<string, string?> settings, long? heapLimitBytes = null, params string[] arguments)
     {
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "synchro-bridge.dll"), "run"])
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "synchro-bridge.dll"), .. arguments.Length == 0 ? ["run"] : arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -35,6 +36,23 @@ internal sealed class BridgeProcess : IDisposable
     }
 
     public bool HasExited => _process.HasExited;
+
+    public int Id => _process.Id;
+
+    /// <summary>Waits for the process to end by itself and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(deadline.Token);
+        return _process.ExitCode;
+    }
+
+    /// <summary>Fails the calling test with the bridge's last output when the bridge has exited.</summary>
+    public void AssertRunning()
+    {
+        if (_process.HasExited)
+            throw new InvalidOperationException($"The bridge exited with code {_process.ExitCode}:\n{RecentOutput}");
+    }
 
     /// <summary>SIGKILL: no shutdown, no last acknowledgement, exactly like a crash.</summary>
     public void Kill()

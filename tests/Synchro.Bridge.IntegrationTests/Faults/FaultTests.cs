@@ -1,0 +1,282 @@
+using System.Diagnostics;
+using Npgsql;
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+
+namespace Synchro.Bridge.IntegrationTests.Faults;
+
+/// <summary>
+/// Real processes, real faults. Each test ends with the sidecar tables compared against the audit
+/// oracle: per bucket and record the same operations in order as a fault-free run writes, the same
+/// counts per operation, the same edges, no duplicate idempotency keys.
+/// </summary>
+public sealed class FaultTests
+{
+    private static readonly TimeSpan CatchUp = TimeSpan.FromMinutes(3);
+
+    [Fact]
+    public async Task bridge_killed_at_random_moments_loses_nothing_applies_nothing_twice_and_moves_the_slot_within_10_s()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        var random = new Random(6);
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+
+        // Kills 1-6 land among many small transactions from three clients.
+        var small = MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 300, seed: 6, CancellationToken.None);
+        for (var kill = 0; kill < 6; kill++)
+            bridge = await KillAtRandomMomentAsync(scenario, bridge, settings, random);
+        await small;
+
+        // Kills 7-10 land while a 20,000-row transaction streams and is applied.
+        await MixedWorkload.BigTransactionAsync(scenario.ConnectionString, 20_000, 3 * MixedWorkload.ClientIdSpan + 1, CancellationToken.None);
+        for (var kill = 0; kill < 4; kill++)
+            bridge = await KillAtRandomMomentAsync(scenario, bridge, settings, random);
+
+        // No stall on copies from dead runs: the slot moves again soon after the last kill.
+        var atLastKill = await scenario.Env.ConfirmedFlushLsnAsync();
+        var written = await scenario.Env.CurrentWalLsnAsync();
+        if (atLastKill < written)
+        {
+            await Eventually.Until(async () =>
+            {
+                bridge.AssertRunning();
+                return await scenario.Env.ConfirmedFlushLsnAsync();
+            }, lsn => lsn > atLastKill, "the slot to move again after the last kill", TimeSpan.FromSeconds(10));
+        }
+
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        await scenario.AssertExactAsync();
+    }
+
+    private static async Task<BridgeProcess> KillAtRandomMomentAsync(FaultScenario scenario, BridgeProcess bridge, Dictionary<string, string?> settings, Random random)
+    {
+        await scenario.WaitForSlotHeldAsync(bridge);
+        // The fault's moment: a random point in the bridge's work, not a wait for a condition.
+        await Task.Delay(random.Next(300, 1500));
+        bridge.Kill();
+        return scenario.Start(settings);
+    }
+
+    [Fact]
+    public async Task postgres_fast_restart_during_a_backlog_completes_within_15_s_and_the_bridge_recovers_by_itself()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 200, seed: 7, CancellationToken.None);
+        await MixedWorkload.BigTransactionAsync(scenario.ConnectionString, 60_000, 3 * MixedWorkload.ClientIdSpan + 1, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n > 1_000, "the backlog to stream");
+
+        var restart = Stopwatch.StartNew();
+        await FaultScenario.ServersAsync("restart-pg", "15");
+        Assert.InRange(restart.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(15));
+        NpgsqlConnection.ClearAllPools();
+        scenario.Env.DataSource.Clear();
+
+        // Writes after the restart too; the same bridge process carries on by itself.
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 100, seed: 70, CancellationToken.None);
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        bridge.AssertRunning();
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task rabbitmq_stopped_for_10_s_mid_stream_and_the_bridge_resumes_by_itself()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        settings["Synchro:Replication:ConfirmationTimeout"] = "00:00:10";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        var writing = MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 600, seed: 8, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n > 200, "changes to flow");
+
+        await FaultScenario.ServersAsync("stop-rabbitmq");
+        try
+        {
+            // The outage's length: the broker stays away for 10 s while the writers go on.
+            await Task.Delay(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            await FaultScenario.ServersAsync("start-rabbitmq");
+        }
+
+        await writing;
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        bridge.AssertRunning();
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task postgres_connection_cut_for_5_s_is_survived_without_a_restart_from_outside()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var direct = new NpgsqlConnectionStringBuilder(scenario.ConnectionString);
+        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
+        var settings = scenario.Settings();
+        settings["Synchro:Postgres:ConnectionString"] = new NpgsqlConnectionStringBuilder(scenario.ConnectionString) { Port = proxy.Port }.ConnectionString;
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        var writing = MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 500, seed: 9, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n > 200, "changes to flow");
+        var walsender = await scenario.SlotHolderPidAsync();
+
+        // A partition: PostgreSQL's side of the connections stays open, so the old walsender keeps
+        // the slot until wal_sender_timeout unless the bridge recognises it as its own and ends it.
+        proxy.Cut(leaveServerHanging: true);
+        try
+        {
+            // The cut's length, not a wait for a condition.
+            await Task.Delay(TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            proxy.Restore();
+        }
+
+        await writing;
+        await scenario.WaitForCatchUpAsync(bridge, TimeSpan.FromSeconds(50)); // well inside wal_sender_timeout (60 s)
+        Assert.NotEqual(walsender, await scenario.SlotHolderPidAsync());
+        bridge.AssertRunning();
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task bucket_consumer_stopped_for_30_s_never_lets_the_acknowledgement_pass_applied_work()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var readerSettings = scenario.Settings();
+        readerSettings["Synchro:Roles"] = "Replication";
+        var consumerSettings = scenario.Settings();
+        consumerSettings["Synchro:Roles"] = "Buckets";
+        var consumer = scenario.Start(consumerSettings);
+        await Eventually.Until(async () => (await FaultScenario.HealthAsync(consumerSettings)).Healthy, "the bucket consumer to run");
+        var reader = scenario.Start(readerSettings);
+        await scenario.WaitForSlotHeldAsync(reader);
+
+        var writing = MixedWorkload.RunAsync(scenario.ConnectionString, clients: 2, transactionsPerClient: 1_500, seed: 10, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n > 200, "changes to flow");
+        consumer.Kill();
+        var appliedAtKill = await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog");
+        var acknowledgedAtKill = await scenario.Env.ConfirmedFlushLsnAsync();
+
+        // For 30 s of writes without a consumer, nothing is applied and so nothing more may be acknowledged
+        // (confirmations of change sets applied just before the kill may still arrive in the first moments).
+        var outage = Stopwatch.StartNew();
+        var settled = await Eventually.Until(async () => (await scenario.Env.ConfirmedFlushLsnAsync(), outage.Elapsed), r => r.Elapsed > TimeSpan.FromSeconds(2), "confirmations in flight to settle");
+        while (outage.Elapsed < TimeSpan.FromSeconds(30))
+        {
+            reader.AssertRunning();
+            Assert.Equal(settled.Item1, await scenario.Env.ConfirmedFlushLsnAsync());
+            Assert.Equal(appliedAtKill, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"));
+            await Task.Delay(250);
+        }
+
+        Assert.True(settled.Item1 >= acknowledgedAtKill);
+        Assert.True(await scenario.Env.CurrentWalLsnAsync() > settled.Item1, "writes went on during the outage");
+
+        scenario.Start(consumerSettings);
+        await writing;
+        await scenario.WaitForCatchUpAsync(reader, CatchUp);
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task hot_standby_takes_over_within_10_s_of_the_active_instance_being_killed()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var activeSettings = scenario.Settings();
+        var standbySettings = scenario.Settings();
+        var active = scenario.Start(activeSettings);
+        await scenario.WaitForSlotHeldAsync(active);
+        var standby = scenario.Start(standbySettings);
+        var (healthy, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(standbySettings), h => h.Detail.StartsWith("standby:", StringComparison.Ordinal), "the second instance to wait as standby");
+        Assert.True(healthy, detail);
+
+        var writing = MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 400, seed: 11, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n > 200, "changes to flow");
+        var activeWalsender = await scenario.SlotHolderPidAsync();
+        active.Kill();
+        var takeover = Stopwatch.StartNew();
+        await Eventually.Until(async () =>
+        {
+            standby.AssertRunning();
+            return await scenario.SlotHolderPidAsync();
+        }, pid => pid is not null && pid != activeWalsender, "the standby to take the slot", TimeSpan.FromSeconds(10));
+        Assert.InRange(takeover.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+
+        await writing;
+        await scenario.WaitForCatchUpAsync(standby, CatchUp);
+        Assert.Equal((true, "running"), await FaultScenario.HealthAsync(standbySettings));
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task a_poison_change_set_stalls_the_acknowledgement_with_red_health_and_is_applied_after_the_fix()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        settings["Synchro:Replication:ConfirmationTimeout"] = "00:00:05";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        // A fault that stays until someone fixes it: the sidecar write of one bucket fails every time.
+        await scenario.Env.ExecuteAsync(
+            """
+            CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'bucket % is poisoned', NEW.bucket_id; END $$;
+            CREATE TRIGGER poison BEFORE INSERT ON sync_changelog FOR EACH ROW WHEN (NEW.bucket_id = 'owner:13') EXECUTE FUNCTION poison();
+            """);
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 150, seed: 12, CancellationToken.None);
+        var written = await scenario.Env.CurrentWalLsnAsync();
+
+        var (healthy, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => !h.Healthy, "health to turn red");
+        Assert.Contains("the bucket consumer holds a change set of public.items (batch", detail, StringComparison.Ordinal);
+        Assert.Contains("bucket owner:13 is poisoned", detail, StringComparison.Ordinal);
+        Assert.Equal(1L, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_apply_holds"));
+        // Past the confirmation timeout (5 s) the reader waits for the operator instead of re-reading the slot.
+        await Eventually.Until(() => scenario.Env.ScalarAsync<int>("SELECT attempts FROM sync_apply_holds"), n => n >= 6, "the hold to last past the confirmation timeout");
+        Assert.DoesNotContain("No change set was confirmed", bridge.RecentOutput, StringComparison.Ordinal);
+        Assert.True(await scenario.Env.ConfirmedFlushLsnAsync() < written, "the acknowledgement must stay before the held change set");
+        Assert.Equal(0L, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog WHERE bucket_id = 'owner:13'"));
+
+        // The operator's fix; the held change set is retried in place and everything behind it follows.
+        await scenario.Env.ExecuteAsync("DROP TRIGGER poison ON sync_changelog");
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => h.Healthy, "health to turn green again");
+        Assert.Equal(0L, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_apply_holds"));
+        bridge.AssertRunning();
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task a_slot_dropped_while_the_bridge_was_stopped_refuses_start_until_the_gap_is_accepted()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 1, transactionsPerClient: 50, seed: 13, CancellationToken.None);
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        var stored = await scenario.Env.ScalarAsync<string>($"SELECT confirmed_lsn::text FROM sync_wal_position WHERE slot_name = '{scenario.Env.Name}'");
+        bridge.Kill();
+        await scenario.Env.ExecuteAsync($"SELECT pg_drop_replication_slot('{scenario.Env.Name}')");
+
+        var refused = scenario.Start(settings);
+        Assert.Equal(2, await refused.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains(
+            $"synchro-bridge: Not started: replication slot '{scenario.Env.Name}' is missing, but sync_wal_position says the sidecar tables were brought to {stored}: the changes since then were lost with the slot. Resynchronise the sidecar tables from the application tables, or run synchro-bridge run --accept-gap",
+            refused.RecentOutput, StringComparison.Ordinal);
+        Assert.Equal(0L, await scenario.Env.ScalarAsync<long>($"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{scenario.Env.Name}'"));
+
+        // The operator accepts the gap once; later starts need nothing.
+        var accepted = scenario.Start(settings, null, "run", "--accept-gap");
+        await scenario.WaitForSlotHeldAsync(accepted);
+        accepted.Kill();
+        var again = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(again);
+        await scenario.Env.ExecuteAsync($"INSERT INTO items VALUES ({9 * MixedWorkload.ClientIdSpan}, 4, 'after the gap', NULL)");
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>($"SELECT count(*) FROM sync_changelog WHERE record_id = '{9 * MixedWorkload.ClientIdSpan}'"), n => n == 1, "a change after the gap to be applied");
+    }
+}
