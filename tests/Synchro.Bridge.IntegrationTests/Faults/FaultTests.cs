@@ -76,7 +76,7 @@ public sealed class FaultTests
         scenario.Env.DataSource.Clear();
 
         // Writes after the restart too; the same bridge process carries on by itself.
-        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 100, seed: 70, CancellationToken.None);
+        await MixedWorkload.RunLaterClientsAsync(scenario.ConnectionString, firstClient: 5, clients: 3, transactionsPerClient: 100, seed: 70, CancellationToken.None);
         await scenario.WaitForCatchUpAsync(bridge, CatchUp);
         bridge.AssertRunning();
         await scenario.AssertExactAsync();
@@ -210,7 +210,8 @@ public sealed class FaultTests
 
         await writing;
         await scenario.WaitForCatchUpAsync(standby, CatchUp);
-        Assert.Equal((true, "running"), await FaultScenario.HealthAsync(standbySettings));
+        // The health file is rewritten every few seconds.
+        await Eventually.Until(() => FaultScenario.HealthAsync(standbySettings), h => h == (true, "running"), "the former standby to report itself running");
         await scenario.AssertExactAsync();
     }
 

@@ -50,6 +50,14 @@ internal static class MixedWorkload
             .Select(c => new Client(c, seed).RunAsync(connectionString, transactionsPerClient, afterEachTransaction, ct)));
     }
 
+    /// <summary>Like <see cref="RunAsync(string, int, int, int, CancellationToken)"/> with clients numbered from <paramref name="firstClient"/>, so a second run's ids never meet the first one's.</summary>
+    public static async Task RunLaterClientsAsync(string connectionString, int firstClient, int clients, int transactionsPerClient, int seed, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(firstClient);
+        await Task.WhenAll(Enumerable.Range(firstClient, clients)
+            .Select(c => new Client(c, seed).RunAsync(connectionString, transactionsPerClient, afterEachTransaction: null, ct)));
+    }
+
     /// <summary>
     /// Inserts <paramref name="rows"/> rows (ids from <paramref name="firstId"/>, owner_id = id % 20 + 1)
     /// in ONE transaction with INSERT ... SELECT generate_series. Runs as long as it needs unless cancelled.
