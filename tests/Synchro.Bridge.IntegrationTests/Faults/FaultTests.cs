@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using Npgsql;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 
@@ -279,5 +280,68 @@ public sealed class FaultTests
         await scenario.WaitForSlotHeldAsync(again);
         await scenario.Env.ExecuteAsync($"INSERT INTO items VALUES ({9 * MixedWorkload.ClientIdSpan}, 4, 'after the gap', NULL)");
         await Eventually.Until(() => scenario.Env.ScalarAsync<long>($"SELECT count(*) FROM sync_changelog WHERE record_id = '{9 * MixedWorkload.ClientIdSpan}'"), n => n == 1, "a change after the gap to be applied");
+    }
+
+    [Fact]
+    public async Task rows_of_128_kb_and_a_truncate_of_a_million_rows_fit_a_100_mb_heap()
+    {
+        const int MillionRows = 1_000_000;
+        await using var scenario = await FaultScenario.CreateAsync();
+        await scenario.Env.ExecuteAsync($"CREATE TABLE big (id bigint PRIMARY KEY); INSERT INTO big SELECT generate_series(1, {MillionRows})");
+        var settings = scenario.Settings();
+        settings["Synchro:Tables:1:Name"] = "big";
+        // The README's recommended ceiling; a bridge holding more live data fails with OutOfMemoryException.
+        var bridge = scenario.Start(settings, heapLimitBytes: 100L * 1024 * 1024);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        // The million rows existed before the slot; their edges are placed as a snapshot would place them.
+        await scenario.Env.ExecuteAsync($"INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id, checksum, lsn) SELECT 'big', g::text, 'global', 0, '0/1' FROM generate_series(1, {MillionRows}) g");
+
+        // 400 rows of 128 kB in one transaction: 51 MB of column data, more than half the heap.
+        await scenario.Env.ExecuteAsync(
+            "INSERT INTO items SELECT g, g % 20 + 1, (SELECT string_agg(md5(g::text || i::text), '') FROM generate_series(1, 4096) i), NULL FROM generate_series(1, 400) g");
+        await scenario.Env.ExecuteAsync("TRUNCATE big");
+
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        bridge.AssertRunning();
+        Assert.Equal((long)MillionRows, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog WHERE table_name = 'big' AND operation = 3"));
+        Assert.Equal(0L, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges WHERE table_name = 'big'"));
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task two_sources_on_one_virtual_host_touch_neither_each_others_tables_nor_slots()
+    {
+        await using var first = await FaultScenario.CreateAsync();
+        await using var second = await FaultScenario.CreateAsync("two_sources_second_database");
+        var firstSettings = first.Settings();
+        var secondSettings = second.Settings();
+        secondSettings["Synchro:RabbitMq:Uri"] = first.Env.AmqpUri.ToString(); // one virtual host for both
+        var firstBridge = first.Start(firstSettings);
+        var secondBridge = second.Start(secondSettings);
+        await first.WaitForSlotHeldAsync(firstBridge);
+        await second.WaitForSlotHeldAsync(secondBridge);
+
+        // The same ids in both databases: any cross-talk would show up as foreign rows or operations.
+        await Task.WhenAll(
+            MixedWorkload.RunAsync(first.ConnectionString, clients: 2, transactionsPerClient: 200, seed: 14, CancellationToken.None),
+            MixedWorkload.RunAsync(second.ConnectionString, clients: 2, transactionsPerClient: 200, seed: 15, CancellationToken.None));
+        await first.WaitForCatchUpAsync(firstBridge, CatchUp);
+        await second.WaitForCatchUpAsync(secondBridge, CatchUp);
+        await first.AssertExactAsync();
+        await second.AssertExactAsync();
+
+        // Each bucket queue is bound to its own source's tables only, never to '#'.
+        Assert.Equal([$"{first.Env.Name}-{first.Env.Name}.public.items"], await BucketQueueBindingsAsync(first.Env, $"{first.Env.Name}-{first.Env.Name}"));
+        Assert.Equal([$"{second.Env.Name}-{second.Env.Name}.public.items"], await BucketQueueBindingsAsync(first.Env, $"{second.Env.Name}-{second.Env.Name}"));
+    }
+
+    private static async Task<List<string>> BucketQueueBindingsAsync(TestEnvironment env, string source)
+    {
+        // MassTransit binds the queue to an exchange of its own name, and that exchange to the change-set exchange.
+        using var management = TestEnvironment.Management();
+        var bindings = await management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
+            $"api/exchanges/{env.Name}/{Contracts.WireNames.ChangeSetExchange}/bindings/source");
+        return bindings!.Where(b => b.GetProperty("destination").GetString() == $"synchro.{source}.bucket-assignment")
+            .Select(b => b.GetProperty("routing_key").GetString()!).Order(StringComparer.Ordinal).ToList();
     }
 }

@@ -169,7 +169,7 @@ internal sealed class TestEnvironment : IAsyncDisposable
             deleted.EnsureSuccessStatusCode();
     }
 
-    private static HttpClient Management()
+    public static HttpClient Management()
     {
         var client = new HttpClient { BaseAddress = TestServers.RabbitManagement, Timeout = TimeSpan.FromSeconds(30) };
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String("guest:guest"u8.ToArray()));
