@@ -148,4 +148,46 @@ public sealed class ChangeBatcherTests
         var message = afterCommit.Messages.Single();
         Assert.Equal(("audit", (byte)2, true, 950UL, (ulong?)1000), (message.Prefix, message.Content.Single(), message.Transactional, message.MessageLsn, message.CommitLsn));
     }
+
+    private static RowChanged Wide(string id, int characters) =>
+        new(Todos, ChangeOperation.Insert, id, [ColumnValue.Of("id", "int8", id), ColumnValue.Of("title", "text", new string('x', characters))], null, null);
+
+    [Fact]
+    public void large_rows_cut_batches_and_change_sets_by_bytes_not_only_by_count()
+    {
+        var batcher = new ChangeBatcher("slot", Guid.Empty, new BatchingOptions
+        {
+            MaxBatchChanges = 1_000,
+            MaxChangesPerSet = 1_000,
+            MaxBatchBytes = 1_000_000,
+            MaxBytesPerSet = 300_000,
+            MaxInFlightBytes = 4_000_000,
+        });
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        OutgoingBatch? full = null;
+        var rows = 0;
+        while (full is null)
+            full = batcher.Add(Wide((++rows).ToString(System.Globalization.CultureInfo.InvariantCulture), 65_536)); // 128 kB each as UTF-16
+
+        // A 1 MB batch holds 8 rows of 128 kB; sets of at most 300 kB hold 2 each.
+        Assert.Equal(8, rows);
+        Assert.Null(full.AckLsn);
+        Assert.Equal([2, 2, 2, 2], full.Parts.Select(p => p.Changes.Count));
+        Assert.InRange(full.Bytes, 1_000_000, 1_100_000);
+    }
+
+    [Fact]
+    public void one_row_larger_than_a_change_set_still_travels_alone()
+    {
+        var batcher = new ChangeBatcher("slot", Guid.Empty, new BatchingOptions { MaxBytesPerSet = 1_000, MaxBatchBytes = 1_000_000, MaxInFlightBytes = 4_000_000 });
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(Wide("1", 10_000));
+        batcher.Add(Wide("2", 10));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+
+        var batch = batcher.Cut()!;
+
+        Assert.Equal([1, 1], batch.Parts.Select(p => p.Changes.Count));
+        Assert.Equal(1010UL, batch.AckLsn);
+    }
 }
