@@ -12,6 +12,7 @@ namespace Synchro.Bridge.Replication;
 internal sealed class PgOutputDecoder(RelationCatalog catalog)
 {
     private readonly Dictionary<uint, RelationSchema> _relations = [];
+    private uint _transactionId;
 
     /// <summary>Decodes one message; returns null for messages that carry nothing downstream needs.</summary>
     public async ValueTask<DecodedEvent?> DecodeAsync(PgOutputReplicationMessage message, CancellationToken cancellationToken)
@@ -19,6 +20,7 @@ internal sealed class PgOutputDecoder(RelationCatalog catalog)
         switch (message)
         {
             case BeginMessage begin:
+                _transactionId = begin.TransactionXid;
                 return new TransactionBegun(begin.TransactionXid, (ulong)begin.TransactionFinalLsn, ToOffset(begin.TransactionCommitTimestamp));
 
             case CommitMessage commit:
@@ -64,6 +66,8 @@ internal sealed class PgOutputDecoder(RelationCatalog catalog)
                     CompleteFromOldRow(schema, newRow, oldRow, keyOnly: update is IndexUpdateMessage);
                 var recordId = RecordIdOf(schema, newRow);
                 var oldRecordId = oldRow is null ? null : RecordIdOf(schema, oldRow);
+                if (oldRecordId is not null && oldRecordId != recordId)
+                    await catalog.CompleteFromCurrentRowAsync(schema, newRow, _transactionId, cancellationToken); // the new identity's insert must be complete
                 return new RowChanged(schema, ChangeOperation.Update, recordId, newRow, oldRow,
                     oldRecordId == recordId ? null : oldRecordId);
             }

@@ -1,4 +1,6 @@
 using Npgsql;
+using NpgsqlTypes;
+using Synchro.Contracts;
 
 namespace Synchro.Bridge.Replication;
 
@@ -41,5 +43,44 @@ internal sealed class RelationCatalog(NpgsqlDataSource dataSource)
         while (await reader.ReadAsync(cancellationToken))
             columns.Add(reader.GetString(0));
         return columns;
+    }
+
+    /// <summary>
+    /// A key change's new row can carry unchanged TOAST values that the old key tuple does not hold
+    /// (under REPLICA IDENTITY FULL the old row has them). They are read from the row as the change's
+    /// transaction left it: only when the row's xmin is that transaction, so no later change is mixed
+    /// in. Otherwise (the row changed or went since) they stay <see cref="ColumnValueKind.UnchangedToast"/>.
+    /// </summary>
+    public async Task CompleteFromCurrentRowAsync(RelationSchema schema, ColumnValue[] newRow, uint transactionId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(schema);
+        ArgumentNullException.ThrowIfNull(newRow);
+        var missing = Enumerable.Range(0, newRow.Length).Where(i => newRow[i].Kind == ColumnValueKind.UnchangedToast).ToArray();
+        var keys = Enumerable.Range(0, schema.Columns.Length).Where(i => schema.Columns[i].IsKey).ToArray();
+        if (missing.Length == 0 || keys.Any(i => newRow[i].Kind != ColumnValueKind.Text))
+            return;
+
+        string Quoted(int i) => TableName.QuoteIdentifier(schema.Columns[i].Name);
+        // The types' output functions, as pgoutput uses them; untyped parameters read each key text as its column's type.
+        var selected = string.Join(", ", missing.Select(i => $"CASE WHEN {Quoted(i)} IS NULL THEN NULL ELSE format('%s', {Quoted(i)}) END"));
+        var where = string.Join(" AND ", keys.Select((i, n) => $"{Quoted(i)} = ${n + 1}"));
+        await using var command = dataSource.CreateCommand($"SELECT xmin::text, {selected} FROM {schema.Table.Quoted} WHERE {where}");
+        foreach (var i in keys)
+            command.Parameters.Add(new NpgsqlParameter { Value = newRow[i].Text!, NpgsqlDbType = NpgsqlDbType.Unknown });
+        try
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken) || reader.GetString(0) != transactionId.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                return;
+            for (var n = 0; n < missing.Length; n++)
+            {
+                var column = newRow[missing[n]];
+                newRow[missing[n]] = reader.IsDBNull(n + 1) ? ColumnValue.Null(column.Name, column.Type) : ColumnValue.Of(column.Name, column.Type, reader.GetString(n + 1));
+            }
+        }
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedColumn)
+        {
+            // Dropped or renamed since: the values stay marked, never a stall.
+        }
     }
 }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using Npgsql;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace Synchro.Bridge.IntegrationTests.Faults;
 
@@ -10,7 +11,7 @@ namespace Synchro.Bridge.IntegrationTests.Faults;
 /// oracle: per bucket and record the same operations in order as a fault-free run writes, the same
 /// counts per operation, the same edges, no duplicate idempotency keys.
 /// </summary>
-public sealed class FaultTests
+public sealed class FaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan CatchUp = TimeSpan.FromMinutes(3);
 
@@ -39,11 +40,13 @@ public sealed class FaultTests
         var written = await scenario.Env.CurrentWalLsnAsync();
         if (atLastKill < written)
         {
+            var moved = Stopwatch.StartNew();
             await Eventually.Until(async () =>
             {
                 bridge.AssertRunning();
                 return await scenario.Env.ConfirmedFlushLsnAsync();
             }, lsn => lsn > atLastKill, "the slot to move again after the last kill", TimeSpan.FromSeconds(10));
+            output.WriteLine($"measured: the slot moved {moved.Elapsed.TotalSeconds:0.0} s after the last kill");
         }
 
         await scenario.WaitForCatchUpAsync(bridge, CatchUp);
@@ -73,6 +76,7 @@ public sealed class FaultTests
         var restart = Stopwatch.StartNew();
         await FaultScenario.ServersAsync("restart-pg", "15");
         Assert.InRange(restart.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(15));
+        output.WriteLine($"measured: pg_ctl restart -m fast took {restart.Elapsed.TotalSeconds:0.0} s with a backlog streaming");
         NpgsqlConnection.ClearAllPools();
         scenario.Env.DataSource.Clear();
 
@@ -139,7 +143,9 @@ public sealed class FaultTests
         }
 
         await writing;
+        var recovery = Stopwatch.StartNew();
         await scenario.WaitForCatchUpAsync(bridge, TimeSpan.FromSeconds(50)); // well inside wal_sender_timeout (60 s)
+        output.WriteLine($"measured: caught up {recovery.Elapsed.TotalSeconds:0.0} s after the connection came back");
         Assert.NotEqual(walsender, await scenario.SlotHolderPidAsync());
         bridge.AssertRunning();
         await scenario.AssertExactAsync();
@@ -208,6 +214,7 @@ public sealed class FaultTests
             return await scenario.SlotHolderPidAsync();
         }, pid => pid is not null && pid != activeWalsender, "the standby to take the slot", TimeSpan.FromSeconds(10));
         Assert.InRange(takeover.Elapsed, TimeSpan.Zero, TimeSpan.FromSeconds(10));
+        output.WriteLine($"measured: the standby took the slot {takeover.Elapsed.TotalSeconds:0.0} s after the kill");
 
         await writing;
         await scenario.WaitForCatchUpAsync(standby, CatchUp);

@@ -149,18 +149,22 @@ internal sealed class TestEnvironment : IAsyncDisposable
         await using (var admin = new NpgsqlConnection(TestServers.Postgres))
         {
             await admin.OpenAsync();
-            // One statement per command: DROP DATABASE refuses to run inside a multi-statement batch.
-            string[] statements =
-            [
-                $"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{Name}' AND active_pid IS NOT NULL",
-                $"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{Name}'",
-                $"DROP DATABASE IF EXISTS {Name} WITH (FORCE)",
-            ];
-            foreach (var statement in statements)
+            // pg_terminate_backend only signals: the walsender may hold the slot a moment longer (a
+            // killed bridge's session, a standby taking over), so the slot is dropped once it is free.
+            await Eventually.Until(async () =>
             {
-                await using var drop = new NpgsqlCommand(statement, admin);
+                await using var terminate = new NpgsqlCommand(
+                    $"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{Name}' AND active_pid IS NOT NULL", admin);
+                await terminate.ExecuteNonQueryAsync();
+                await using var drop = new NpgsqlCommand(
+                    $"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{Name}' AND NOT active", admin);
                 await drop.ExecuteNonQueryAsync();
-            }
+                await using var left = new NpgsqlCommand($"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{Name}'", admin);
+                return (long)(await left.ExecuteScalarAsync())! == 0;
+            }, $"replication slot {Name} to be dropped", TimeSpan.FromSeconds(30));
+            // One statement per command: DROP DATABASE refuses to run inside a multi-statement batch.
+            await using var dropDatabase = new NpgsqlCommand($"DROP DATABASE IF EXISTS {Name} WITH (FORCE)", admin);
+            await dropDatabase.ExecuteNonQueryAsync();
         }
 
         using var management = Management();

@@ -60,4 +60,23 @@ public sealed class UnchangedToastTests
             [$"user:7|notes|{key}|1", $"user:7|notes|{key}|2"],
             await Eventually.Until(env.ChangelogAsync, rows => rows.Count == 2, "both applied"));
     }
+
+    [Fact]
+    public async Task a_key_change_publishes_a_complete_row_for_the_new_identity()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE docs (id bigint PRIMARY KEY, user_id bigint, body text)");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.rekey", "*.public.docs");
+        await env.StartBridgeAsync(("docs", "user_id"));
+        await env.ExecuteAsync("INSERT INTO docs SELECT 1, 7, string_agg(md5(g::text), '') FROM generate_series(1, 3200) g");
+        var body = await env.ScalarAsync<string>("SELECT body FROM docs");
+
+        // The new tuple leaves the out-of-line body unchanged, and the old key does not carry it.
+        await env.ExecuteAsync("UPDATE docs SET id = 2 WHERE id = 1");
+
+        var changes = await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 3, "insert, and the key change as delete + insert");
+        Assert.Equal([ChangeOperation.Insert, ChangeOperation.Delete, ChangeOperation.Insert], changes.Select(c => c.Operation));
+        var inserted = changes[2].NewRow!.Single(v => v.Name == "body");
+        Assert.Equal((ColumnValueKind.Text, body), (inserted.Kind, inserted.Text));
+    }
 }

@@ -18,6 +18,14 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     private readonly InMemorySidecarStore _store = new();
     private readonly InMemoryApplyHolds _holds = new();
     private readonly ApplyStatus _status = new();
+    private readonly SourceIdentity _source = OwnSource();
+
+    private static SourceIdentity OwnSource()
+    {
+        var source = new SourceIdentity(Source);
+        source.SetOrigin("7300000000000000001", "app", Source);
+        return source;
+    }
     private ServiceProvider _services = null!;
     private ITestHarness _harness = null!;
 
@@ -32,7 +40,7 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
             .AddSingleton(Options.Create(options))
             .AddSingleton<ISidecarStore>(_store)
             .AddSingleton(new BucketRuleSet(options.Tables))
-            .AddSingleton(new SourceIdentity(Source))
+            .AddSingleton(_source)
             .AddSingleton<IApplyHolds>(_holds)
             .AddSingleton(_status)
             .AddSingleton(TimeProvider.System)
@@ -104,6 +112,19 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
         Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
         Assert.Single(_harness.Published.Select<ChangeSetApplied>());
         Assert.Equal([("user:7", "2", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
+    }
+
+    [Fact]
+    public async Task change_sets_of_another_database_under_our_source_name_are_not_applied_and_turn_health_red()
+    {
+        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)), context => context.Headers.Set(SourceIdentity.OriginHeader, "7300000000000000002/app/" + Source));
+        await _harness.Bus.Publish(Set(Source, Insert(200, 0, 2, 8)), context => context.Headers.Set(SourceIdentity.OriginHeader, _source.Origin));
+
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>());
+        Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
+        Assert.Single(_harness.Published.Select<ChangeSetApplied>());
+        Assert.Equal([("user:8", "2", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
+        Assert.Equal("7300000000000000002/app/" + Source, _status.LastForeign?.Origin);
     }
 
     private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
