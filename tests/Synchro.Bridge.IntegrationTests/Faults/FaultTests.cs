@@ -260,6 +260,39 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task a_bridge_holding_a_poison_change_set_stops_promptly_when_asked_and_parks_nothing()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var settings = scenario.Settings();
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        await scenario.Env.ExecuteAsync(
+            """
+            CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'poisoned'; END $$;
+            CREATE TRIGGER poison BEFORE INSERT ON sync_changelog FOR EACH ROW EXECUTE FUNCTION poison();
+            """);
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 1, transactionsPerClient: 20, seed: 16, CancellationToken.None);
+        await Eventually.Until(() => scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_apply_holds"), n => n == 1, "the change set to be held");
+
+        var stopping = Stopwatch.StartNew();
+        bridge.Terminate();
+        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        output.WriteLine($"measured: a bridge holding a change set stopped {stopping.Elapsed.TotalSeconds:0.0} s after SIGTERM");
+
+        // The held change set went back to its queue, not to an error queue: after the fix, the next start applies it.
+        using (var management = TestEnvironment.Management())
+        {
+            var source = $"{scenario.Env.Name}-{scenario.Env.Name}";
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await management.GetAsync($"api/queues/{scenario.Env.Name}/synchro.{source}.bucket-assignment_error")).StatusCode);
+        }
+
+        await scenario.Env.ExecuteAsync("DROP TRIGGER poison ON sync_changelog");
+        var restarted = scenario.Start(settings);
+        await scenario.WaitForCatchUpAsync(restarted, CatchUp);
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
     public async Task a_slot_dropped_while_the_bridge_was_stopped_refuses_start_until_the_gap_is_accepted()
     {
         await using var scenario = await FaultScenario.CreateAsync();

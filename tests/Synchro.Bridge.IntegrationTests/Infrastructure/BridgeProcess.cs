@@ -54,6 +54,13 @@ internal sealed class BridgeProcess : IDisposable
             throw new InvalidOperationException($"The bridge exited with code {_process.ExitCode}:\n{RecentOutput}");
     }
 
+    /// <summary>SIGTERM: what an orchestrator sends to stop a container; the bridge shuts down gracefully.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>SIGKILL: no shutdown, no last acknowledgement, exactly like a crash.</summary>
     public void Kill()
     {

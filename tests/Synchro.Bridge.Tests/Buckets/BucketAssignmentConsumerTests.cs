@@ -83,22 +83,43 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_change_set_that_fails_deterministically_is_held_in_place_never_faulted_nor_confirmed()
+    public async Task a_change_set_that_fails_deterministically_is_held_in_place_and_applied_once_the_cause_is_fixed()
     {
-        var set = Set(Source, Insert(100, 0, 1, 7)) with { Table = "orders", BatchSequence = 3 };
+        _store.Poison = new InvalidOperationException("the sidecar write fails");
+        var set = Set(Source, Insert(100, 0, 1, 7)) with { BatchSequence = 3 };
 
         await _harness.Bus.Publish(set);
 
         // Retried in place (200 ms, 400 ms, ...): the hold is recorded with the reason, and nothing passes it.
         var hold = await WaitForAsync(async () => await _holds.ReadAsync(Source, CancellationToken.None) is { Attempts: >= 2 } h ? h : null);
-        Assert.Equal("public.orders", hold.Table);
-        Assert.Equal(3, hold.Batch);
-        Assert.Equal(100UL, hold.CommitLsn);
-        Assert.Contains("public.orders is not in Synchro:Tables", hold.Error, StringComparison.Ordinal);
+        Assert.Equal(("public.todos", 3L, 0, 100UL), (hold.Table, hold.Batch, hold.Part, hold.CommitLsn));
+        Assert.Equal("InvalidOperationException: the sidecar write fails", hold.Error);
         Assert.False(_status.Stall!.Transient);
-        Assert.False(_harness.Published.Select<Fault<ChangeSet>>().Any());
-        Assert.False(_harness.Published.Select<ChangeSetApplied>().Any());
         Assert.Empty(_store.Changelog);
+
+        _store.Poison = null;
+
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>());
+        Assert.Equal([("user:7", "1", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
+        Assert.Null(await _holds.ReadAsync(Source, CancellationToken.None));
+        Assert.Null(_status.Stall);
+        // Once the harness is quiet: one confirmation, and no fault (nothing went to an error queue).
+        Assert.Single(_harness.Published.Select<ChangeSetApplied>());
+        Assert.Empty(_harness.Published.Select<Fault<ChangeSet>>());
+    }
+
+    [Fact]
+    public async Task a_database_outage_is_retried_as_transient_and_never_recorded_as_a_hold()
+    {
+        _store.Poison = new Npgsql.NpgsqlException("connection lost", new IOException("reset"));
+
+        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)));
+
+        await WaitForAsync(() => Task.FromResult(_status.Stall is { Transient: true, Hold.Attempts: >= 2 } stall ? stall : null));
+        Assert.Null(await _holds.ReadAsync(Source, CancellationToken.None));
+        _store.Poison = null;
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>());
+        Assert.Null(_status.Stall);
     }
 
     [Fact]

@@ -14,6 +14,9 @@ internal sealed class InMemorySidecarStore : ISidecarStore
 
     public Dictionary<string, ChangePosition> Positions { get; } = [];
 
+    /// <summary>While set, every apply fails with it: a poison the test can fix.</summary>
+    public Exception? Poison { get; set; }
+
     /// <summary>The epoch of the source's latest run; change sets of older runs are superseded.</summary>
     public long LatestEpoch { get; set; }
 
@@ -21,6 +24,8 @@ internal sealed class InMemorySidecarStore : ISidecarStore
     {
         lock (_gate)
         {
+            if (Poison is { } poison)
+                throw poison;
             if (changeSet.RunEpoch < LatestEpoch)
                 return Task.FromResult(new SidecarPlan { Superseded = true });
             var state = new SidecarState();
