@@ -240,8 +240,10 @@ public sealed class FaultTests(ITestOutputHelper output)
         await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 150, seed: 12, CancellationToken.None);
         var written = await scenario.Env.CurrentWalLsnAsync();
 
-        var (healthy, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => !h.Healthy, "health to turn red");
-        Assert.Contains("the bucket consumer holds a change set of public.items (batch", detail, StringComparison.Ordinal);
+        // The health file is rewritten every few seconds: wait for the report that names the hold.
+        var (healthy, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => h.Detail.Contains("holds a change set", StringComparison.Ordinal), "health to name the held change set");
+        Assert.False(healthy);
+        Assert.StartsWith("the bucket consumer holds a change set of public.items (batch", detail, StringComparison.Ordinal);
         Assert.Contains("bucket owner:13 is poisoned", detail, StringComparison.Ordinal);
         Assert.Equal(1L, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_apply_holds"));
         // Past the confirmation timeout (5 s) the reader waits for the operator instead of re-reading the slot.
