@@ -65,7 +65,10 @@ public static class ServiceCollectionExtensions
             o.ConsumerStopTimeout = TimeSpan.FromSeconds(5);
         });
         if (settings.Roles.HasFlag(BridgeRoles.Replication))
+        {
             services.AddHostedService<ReplicationService>();
+            services.AddReceiveEndpointObserver<ConfirmationEndpointObserver>();
+        }
         services.AddSingleton<BridgeHealth>();
         if (!string.IsNullOrWhiteSpace(settings.Health.File))
             services.AddHostedService<HealthFileWriter>();

@@ -11,6 +11,7 @@ internal sealed class ActiveRun
     private volatile Interruption? _interruption;
     private volatile StandbyState? _standby;
     private volatile ApplyHold? _held;
+    private int _confirmationsLost;
 
     public AckTracker? Tracker
     {
@@ -40,6 +41,12 @@ internal sealed class ActiveRun
     public void Active() => _standby = null;
 
     public void HeldDownstream(ApplyHold? hold) => _held = hold;
+
+    /// <summary>The confirmation queue was re-created (a broker interruption): confirmations in flight may be gone.</summary>
+    public void ConfirmationsMayBeLost() => Interlocked.Exchange(ref _confirmationsLost, 1);
+
+    /// <summary>True once after <see cref="ConfirmationsMayBeLost"/>.</summary>
+    public bool TakeConfirmationsLost() => Interlocked.Exchange(ref _confirmationsLost, 0) == 1;
 }
 
 /// <param name="Reason">The error that ended the last run.</param>

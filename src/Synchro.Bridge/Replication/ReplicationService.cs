@@ -187,7 +187,8 @@ internal sealed class ReplicationService(
     /// checks that PostgreSQL still accepts connections: a server that shuts down or restarts waits
     /// for its walsenders, so the slot is released at once. Past the confirmation timeout the run
     /// ends and the slot is re-read, unless the bucket consumer reports a change set it holds: then
-    /// the operator must act, and re-reading would only queue copies behind it.
+    /// the operator must act, and re-reading would only queue copies behind it. A confirmation queue
+    /// re-created after a broker interruption ends the run at once: confirmations may have been lost.
     /// </summary>
     private async Task WatchConfirmationsAsync(AckTracker tracker, CancellationToken cancellationToken)
     {
@@ -196,6 +197,12 @@ internal sealed class ReplicationService(
         var lastProbe = DateTimeOffset.MinValue;
         while (await timer.WaitForNextTickAsync(cancellationToken))
         {
+            if (activeRun.TakeConfirmationsLost() && !tracker.IsIdle)
+            {
+                throw new SynchroTransientException(
+                    "The confirmation queue was re-created after a broker interruption, so confirmations in flight may be lost; re-reading the slot from its confirmed position.");
+            }
+
             var stalled = tracker.StalledFor;
             if (stalled < settings.DownstreamProbeAfter)
                 continue;
