@@ -193,6 +193,30 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task a_change_set_no_queue_is_bound_for_is_an_error_that_names_the_missing_queue_and_is_retried()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var readerSettings = scenario.Settings();
+        readerSettings["Synchro:Roles"] = "Replication";
+        readerSettings["Synchro:Health:AckStallThreshold"] = "00:00:01";
+        var reader = scenario.Start(readerSettings); // no bucket consumer has declared its queue yet
+        await scenario.WaitForSlotHeldAsync(reader);
+
+        await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 1, transactionsPerClient: 30, seed: 17, CancellationToken.None);
+        var source = $"{scenario.Env.Name}-{scenario.Env.Name}";
+        var (healthy, _) = await Eventually.Until(() => FaultScenario.HealthAsync(readerSettings),
+            h => h.Detail.Contains($"RabbitMQ has no queue bound for routing key {source}.public.items", StringComparison.Ordinal), "health to name the missing queue");
+        Assert.False(healthy);
+        Assert.True(await scenario.Env.ConfirmedFlushLsnAsync() < await scenario.Env.CurrentWalLsnAsync(), "nothing unpublished may be acknowledged");
+
+        var consumerSettings = scenario.Settings();
+        consumerSettings["Synchro:Roles"] = "Buckets";
+        scenario.Start(consumerSettings);
+        await scenario.WaitForCatchUpAsync(reader, CatchUp);
+        await scenario.AssertExactAsync();
+    }
+
+    [Fact]
     public async Task hot_standby_takes_over_within_10_s_of_the_active_instance_being_killed()
     {
         await using var scenario = await FaultScenario.CreateAsync();

@@ -75,4 +75,29 @@ public sealed class BridgeHealthTests
 
         public void Advance(TimeSpan by) => _now += by;
     }
+
+    [Fact]
+    public void an_open_position_store_circuit_turns_health_red_and_closing_it_clears_it()
+    {
+        var health = Health();
+        _circuit.Opened("connection refused");
+
+        var report = health.Evaluate();
+
+        Assert.False(report.Healthy);
+        Assert.Equal("the position store's circuit is open (connection refused): acknowledgements wait until PostgreSQL answers again.", report.Detail);
+        _circuit.Closed();
+        Assert.True(health.Evaluate().Healthy);
+    }
+
+    [Fact]
+    public void a_standby_waiting_for_the_slot_is_healthy_and_says_so()
+    {
+        _run.WaitingAsStandby("pid 42 (synchro-bridge/abc)", _time.GetUtcNow());
+
+        var report = Health().Evaluate();
+
+        Assert.True(report.Healthy);
+        Assert.StartsWith("standby: the slot is held by pid 42 (synchro-bridge/abc) since ", report.Detail, StringComparison.Ordinal);
+    }
 }
