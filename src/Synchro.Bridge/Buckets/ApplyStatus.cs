@@ -1,3 +1,4 @@
+using Synchro.Bridge.Sidecar;
 namespace Synchro.Bridge.Buckets;
 
 /// <summary>What the bucket consumer of this process is stuck on, if anything; health reads it.</summary>
@@ -20,7 +21,7 @@ public sealed class ApplyStatus
 }
 
 /// <param name="Transient">True while the database (or broker) is unreachable; false for a change set that fails deterministically.</param>
-public sealed record ApplyStall(Position.ApplyHold Hold, bool Transient);
+public sealed record ApplyStall(ApplyHold Hold, bool Transient);
 
 /// <param name="Origin">The other database's origin (system identifier/database/slot).</param>
 /// <param name="At">When its change set arrived.</param>

@@ -1,9 +1,9 @@
 using MassTransit;
 using Microsoft.Extensions.Logging;
-using Synchro.Bridge.Position;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
 using Synchro.Contracts;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Buckets;
 

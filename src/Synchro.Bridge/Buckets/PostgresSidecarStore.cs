@@ -3,6 +3,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Bridge.Replication;
 using Synchro.Contracts;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Buckets;
 

@@ -10,6 +10,7 @@ using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Hosting;
 

@@ -1,10 +1,10 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Hosting;
 

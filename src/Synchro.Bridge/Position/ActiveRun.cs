@@ -1,3 +1,4 @@
+using Synchro.Bridge.Sidecar;
 namespace Synchro.Bridge.Position;
 
 /// <summary>

@@ -1,6 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Bridge.Buckets;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Position;
 

@@ -7,6 +7,7 @@ using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Sources;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Replication;
 

@@ -1,8 +1,8 @@
 using System.Net.Sockets;
 using Npgsql;
-using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Sources;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Replication;
 

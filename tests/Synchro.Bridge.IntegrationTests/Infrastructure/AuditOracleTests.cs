@@ -1,4 +1,4 @@
-using Synchro.Bridge.Buckets;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.IntegrationTests.Infrastructure;
 

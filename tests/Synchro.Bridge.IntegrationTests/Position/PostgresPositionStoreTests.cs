@@ -1,8 +1,8 @@
 using Npgsql;
-using Synchro.Bridge.Buckets;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Tests.Position;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.IntegrationTests.Position;
 

@@ -8,6 +8,7 @@ using Synchro.Bridge.Position;
 using Synchro.Bridge.Sources;
 using Synchro.Contracts;
 using static Synchro.Bridge.Tests.Changes;
+using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Tests.Buckets;
 

@@ -1,8 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Bridge.Buckets;
 
-namespace Synchro.Bridge.Position;
+namespace Synchro.Bridge.Sidecar;
 
 /// <summary>A change set the bucket consumer cannot apply and holds, with everything behind it.</summary>
 /// <param name="Table">The change set's table.</param>

@@ -1,7 +1,7 @@
 using Npgsql;
 using Synchro.Bridge.Replication;
 
-namespace Synchro.Bridge.Buckets;
+namespace Synchro.Bridge.Sidecar;
 
 /// <summary>Quoted names of the sidecar tables in the configured schema, and their migrations.</summary>
 public sealed class SidecarTables
