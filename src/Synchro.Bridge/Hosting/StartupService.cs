@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
@@ -12,12 +13,12 @@ namespace Synchro.Bridge.Hosting;
 /// Runs before the bus and the slot reader start: checks the database and the broker, migrates the
 /// sidecar tables, prepares publication and slot. Any failure stops start-up with its message.
 /// </summary>
-internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, SourceIdentity source) : IHostedService
+internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SourceIdentity source) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var setup = new SourceSetup(dataSource, settings, sidecar);
+        var setup = new SourceSetup(dataSource, settings, positions);
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
             await setup.CheckTablesAsync(connection, cancellationToken);

@@ -2,7 +2,7 @@ using System.Net.Sockets;
 using Npgsql;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Sources;
-using Synchro.Bridge.Sidecar;
+using Synchro.Bridge.Position;
 
 namespace Synchro.Bridge.Replication;
 
@@ -10,7 +10,7 @@ namespace Synchro.Bridge.Replication;
 /// Start-up checks of the source database, each failing with what to do, then the objects the slot
 /// reader needs: the publication (kept equal to the configured tables) and the durable slot.
 /// </summary>
-internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, SidecarTables sidecar)
+internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, IPositionStore positions)
 {
     private const string OutputPlugin = "pgoutput";
 
@@ -138,7 +138,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
-        var stored = await StoredPositionAsync(connection, cancellationToken);
+        var stored = await positions.LoadAsync(slot, cancellationToken);
         ulong? slotStart = null;
         await using var lookup = new NpgsqlCommand("SELECT plugin, database, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", connection);
         lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
@@ -158,12 +158,12 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (slotStart is { } start)
         {
             if (stored is { } applied && start > applied)
-                await GapAsync(connection, $"replication slot '{slot}' starts at {Lsn.Format(start)}, after {Lsn.Format(applied)}, the position sync_wal_position says the sidecar tables were brought to (was the slot dropped and created again?): the changes in between are not in the slot", start, cancellationToken);
+                await GapAsync($"replication slot '{slot}' starts at {Lsn.Format(start)}, after {Lsn.Format(applied)}, the position sync_wal_position says the sidecar tables were brought to (was the slot dropped and created again?): the changes in between are not in the slot", start, cancellationToken);
             return;
         }
 
         if (stored is { } position)
-            await GapAsync(connection, $"replication slot '{slot}' is missing, but sync_wal_position says the sidecar tables were brought to {Lsn.Format(position)}: the changes since then were lost with the slot", null, cancellationToken);
+            await GapAsync($"replication slot '{slot}' is missing, but sync_wal_position says the sidecar tables were brought to {Lsn.Format(position)}: the changes since then were lost with the slot", null, cancellationToken);
 
         var freeSlots = await ScalarAsync<long>(connection,
             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)", cancellationToken);
@@ -176,32 +176,16 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         create.Parameters.Add(new NpgsqlParameter { Value = OutputPlugin });
         var created = Lsn.Parse((string)(await create.ExecuteScalarAsync(cancellationToken))!);
         if (stored is not null)
-            await StorePositionAsync(connection, created, cancellationToken); // the accepted gap: start afresh from the new slot
+            await positions.SaveAsync(slot, created, cancellationToken); // the accepted gap: start afresh from the new slot
     }
 
-    private async Task GapAsync(NpgsqlConnection connection, string what, ulong? slotStart, CancellationToken cancellationToken)
+    private async Task GapAsync(string what, ulong? slotStart, CancellationToken cancellationToken)
     {
         if (!options.Replication.AcceptGap)
             throw new StartupCheckException(
                 $"Not started: {what}. Resynchronise the sidecar tables from the application tables, or run synchro-bridge run --accept-gap (Synchro:Replication:AcceptGap=true) to go on without those changes, knowingly.");
         if (slotStart is { } start)
-            await StorePositionAsync(connection, start, cancellationToken);
-    }
-
-    private async Task<ulong?> StoredPositionAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand($"SELECT confirmed_lsn::text FROM {sidecar.WalPosition} WHERE slot_name = $1", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
-        return await command.ExecuteScalarAsync(cancellationToken) is string text ? Lsn.Parse(text) : null;
-    }
-
-    /// <summary>Sets the stored position outright (it may only grow otherwise): the operator accepted the gap.</summary>
-    private async Task StorePositionAsync(NpgsqlConnection connection, ulong lsn, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand($"UPDATE {sidecar.WalPosition} SET confirmed_lsn = $2::text::pg_lsn, updated_at = now() WHERE slot_name = $1", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
-        command.Parameters.Add(new NpgsqlParameter { Value = Lsn.Format(lsn) });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+            await positions.SaveAsync(options.Replication.SlotName, start, cancellationToken); // past the stored one, so it moves
     }
 
     private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)
