@@ -19,7 +19,7 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
 /// bytes) or time limit, with transactions larger than the limit cut into chunks so memory stays bounded.
 /// Numbers the changes of each transaction; that number is half of every idempotency key.
 /// </summary>
-internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options, long runEpoch = 0)
+internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options)
 {
     private readonly List<(RelationSchema Relation, RowChange Change, long Bytes)> _pending = [];
     private readonly List<LogicalMessage> _messages = [];
@@ -107,7 +107,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
             {
                 if (slice.Count > 0 && (slice.Count >= options.MaxChangesPerSet || sliceBytes + bytes > options.MaxBytesPerSet))
                 {
-                    parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice) { RunEpoch = runEpoch });
+                    parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
                     slice = [];
                     sliceBytes = 0;
                 }
@@ -116,16 +116,14 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 sliceBytes += bytes;
             }
 
-            parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice) { RunEpoch = runEpoch });
+            parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
         }
 
-        // Bytes of held messages of an open transaction stay with the batch that publishes them.
-        var heldBytes = _openMessages.Sum(m => 128L + m.Content.Length + 2L * m.Prefix.Length);
-        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes - heldBytes);
+        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes);
         _pending.Clear();
         _messages.Clear();
         _completedEndLsn = null;
-        _pendingBytes = heldBytes;
+        _pendingBytes = 0;
         return batch;
     }
 

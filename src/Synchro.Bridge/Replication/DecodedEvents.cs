@@ -46,7 +46,11 @@ internal sealed record TablesTruncated(RelationSchema[] Relations) : DecodedEven
 
 internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transactional, ulong Lsn) : DecodedEvent
 {
-    public override long Bytes => 128 + Content.Length + 2L * Prefix.Length;
+    /// <summary>
+    /// A transactional message is held until its commit, past later cuts: counting it would pin
+    /// budget that only the commit behind a waiting row could free. It is counted as zero.
+    /// </summary>
+    public override long Bytes => Transactional ? 0 : 128 + Content.Length + 2L * Prefix.Length;
 }
 
 /// <param name="CommitLsn">LSN of the commit record.</param>

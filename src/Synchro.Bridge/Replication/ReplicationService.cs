@@ -36,6 +36,10 @@ internal sealed class ReplicationService(
     private static readonly TimeSpan MaxRestartDelay = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
 
+    // Consecutive runs ended by the confirmation timeout without any progress: each doubles the next
+    // timeout (up to 32x), so a consumer that stays away does not make us queue a window per minute.
+    private int _timeoutsWithoutProgress;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
@@ -47,7 +51,6 @@ internal sealed class ReplicationService(
             {
                 if (!await TakeSlotAsync(ownership, stoppingToken))
                     continue;
-                failures = 0;
                 await RunOnceAsync(stoppingToken);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -61,6 +64,17 @@ internal sealed class ReplicationService(
             }
             catch (Exception e) when (TransientFailures.IsTransient(e))
             {
+                // The back-off grows until a run acknowledges something (which clears the interruption).
+                if (activeRun.LastInterruption is null)
+                {
+                    failures = 0;
+                    _timeoutsWithoutProgress = e is ConfirmationTimeoutException ? 1 : 0;
+                }
+                else if (e is ConfirmationTimeoutException)
+                {
+                    _timeoutsWithoutProgress++;
+                }
+
                 failures++;
                 var delay = TimeSpan.FromMilliseconds(Math.Min(MaxRestartDelay.TotalMilliseconds, 250 * Math.Pow(2, Math.Min(failures, 10))));
                 activeRun.Interrupted(e.Message, time.GetUtcNow());
@@ -120,8 +134,6 @@ internal sealed class ReplicationService(
     {
         var settings = options.Value;
         var runId = Guid.NewGuid();
-        // Every run has a higher epoch than the ones before: their change sets still queued are superseded.
-        var epoch = await positionStore.BeginRunAsync(source.Name, stoppingToken);
         var budget = new ByteBudget(settings.Batching.MaxInFlightBytes);
         using var tracker = new AckTracker(runId, settings.Batching.MaxInFlightBatches, time, budget.Release);
         activeRun.Tracker = tracker;
@@ -136,7 +148,7 @@ internal sealed class ReplicationService(
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = runCancellation.Token;
-        ReplicationLog.Started(logger, settings.Replication.SlotName, runId, epoch);
+        ReplicationLog.Started(logger, settings.Replication.SlotName, runId);
 
         var reading = Task.Run(async () =>
         {
@@ -144,12 +156,18 @@ internal sealed class ReplicationService(
             {
                 await reader.RunAsync(events.Writer, budget, token);
             }
+            catch (Exception e)
+            {
+                // The batcher rethrows it, so whichever task ends first, the run ends with the real cause.
+                events.Writer.TryComplete(e);
+                throw;
+            }
             finally
             {
                 events.Writer.TryComplete();
             }
         }, token);
-        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching, epoch), tracker, token), token);
+        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching), tracker, token), token);
         var reporting = Task.Run(() => reporter.RunAsync(tracker, reader, token), token);
         var watching = Task.Run(() => WatchConfirmationsAsync(tracker, token), token);
 
@@ -215,13 +233,13 @@ internal sealed class ReplicationService(
                 await ProbeDatabaseAsync(cancellationToken);
             }
 
-            if (stalled < settings.ConfirmationTimeout)
+            if (stalled < settings.ConfirmationTimeout * Math.Pow(2, Math.Min(_timeoutsWithoutProgress, 5)))
                 continue;
             var hold = await holds.ReadAsync(source.Name, cancellationToken);
             activeRun.HeldDownstream(hold);
             if (hold is null)
             {
-                throw new SynchroTransientException(
+                throw new ConfirmationTimeoutException(
                     $"No change set was confirmed for {stalled.TotalSeconds:0} s (oldest waiting: batch {tracker.OldestPending?.Sequence}); re-reading the slot from its confirmed position.");
             }
         }
@@ -251,6 +269,7 @@ internal sealed class ReplicationService(
     {
         var maxDelay = options.Value.Batching.MaxBatchDelay;
         DateTimeOffset? flushAt = null;
+        long? epoch = null;
         while (true)
         {
             var next = await ReadAsync(events, flushAt, cancellationToken);
@@ -258,7 +277,7 @@ internal sealed class ReplicationService(
                 return;
             if (next.Event is null)
             {
-                await FlushAsync(batcher.Cut(), tracker, cancellationToken);
+                epoch = await FlushAsync(batcher.Cut(), tracker, epoch, cancellationToken);
                 flushAt = null;
                 continue;
             }
@@ -266,7 +285,7 @@ internal sealed class ReplicationService(
             var full = batcher.Add(next.Event);
             if (full is not null)
             {
-                await FlushAsync(full, tracker, cancellationToken);
+                epoch = await FlushAsync(full, tracker, epoch, cancellationToken);
                 flushAt = null;
             }
 
@@ -295,22 +314,33 @@ internal sealed class ReplicationService(
         }
     }
 
-    private async Task FlushAsync(OutgoingBatch? batch, AckTracker tracker, CancellationToken cancellationToken)
+    /// <returns>The run's epoch, taken at its first change set.</returns>
+    private async Task<long?> FlushAsync(OutgoingBatch? batch, AckTracker tracker, long? epoch, CancellationToken cancellationToken)
     {
         if (batch is null)
-            return;
+            return epoch;
+        if (batch.Parts.Count > 0)
+        {
+            // Every run that publishes has a higher epoch than the ones before, so their change sets
+            // still queued are superseded. Taken once data flows: only then is the slot surely ours
+            // (a standby that lost the race for it must not supersede the active run).
+            epoch ??= await positionStore.BeginRunAsync(source.Name, cancellationToken);
+            batch = batch with { Parts = batch.Parts.Select(p => p with { RunEpoch = epoch.Value }).ToList() };
+        }
+
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
         await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
+        return epoch;
     }
 }
 
 internal static partial class ReplicationLog
 {
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Streaming slot {Slot} (run {RunId}, epoch {Epoch})")]
-    public static partial void Started(ILogger logger, string slot, Guid runId, long epoch);
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Streaming slot {Slot} (run {RunId})")]
+    public static partial void Started(ILogger logger, string slot, Guid runId);
 
     [LoggerMessage(EventId = 1002, Level = LogLevel.Debug, Message = "Published batch {Batch}: {Parts} change sets, {Changes} changes")]
     public static partial void Published(ILogger logger, long batch, int parts, int changes);
@@ -327,3 +357,6 @@ internal static partial class ReplicationLog
     [LoggerMessage(EventId = 1006, Level = LogLevel.Warning, Message = "Slot {Slot} is still held by this bridge's previous session (pid {Pid}, left by a broken connection); ending it")]
     public static partial void EndingStaleSession(ILogger logger, string slot, int pid);
 }
+
+/// <summary>Change sets stayed unconfirmed past the deadline: the run ends and the slot is re-read.</summary>
+internal sealed class ConfirmationTimeoutException(string message) : SynchroTransientException(message);

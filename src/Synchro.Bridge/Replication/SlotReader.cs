@@ -66,6 +66,12 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
         {
             throw new SlotInUseException(slotName, e);
         }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState)
+        {
+            // For example an invalidated slot: PostgreSQL removed WAL it still needed (max_slot_wal_keep_size).
+            throw new SynchroException(
+                $"Replication slot '{slotName}' can no longer stream ({e.MessageText}). The changes it lost are gone: resynchronise the sidecar tables, or drop the slot and start with --accept-gap to go on knowingly.", e);
+        }
     }
 
     /// <summary>Tells PostgreSQL everything up to <paramref name="lsn"/> is durably applied, so it may release that WAL.</summary>

@@ -138,7 +138,6 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
-        var stored = await positions.LoadAsync(slot, cancellationToken);
         ulong? slotStart = null;
         await using var lookup = new NpgsqlCommand("SELECT plugin, database, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", connection);
         lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
@@ -155,6 +154,9 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             }
         }
 
+        // Read after the slot: the position store is written before the slot is told, so a running
+        // instance can only make the stored position larger than the slot's, never smaller.
+        var stored = await positions.LoadAsync(slot, cancellationToken);
         if (slotStart is { } start)
         {
             if (stored is { } applied && start > applied)

@@ -64,7 +64,10 @@ public sealed class PostgresApplyHolds(NpgsqlDataSource dataSource, SidecarTable
 
     public async Task<ApplyHold?> ReadAsync(string source, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"SELECT table_name, batch, part, commit_lsn, error, attempts, since FROM {tables.ApplyHolds} WHERE source = $1");
+        // A holder rewrites its row at every retry (at least every 30 s): an older row is left over
+        // from a hold that was resolved by a restart, and must not keep the reader waiting.
+        await using var command = dataSource.CreateCommand(
+            $"SELECT table_name, batch, part, commit_lsn, error, attempts, since FROM {tables.ApplyHolds} WHERE source = $1 AND updated_at > now() - interval '2 minutes'");
         command.Parameters.Add(new NpgsqlParameter { Value = source });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
