@@ -53,9 +53,8 @@ internal static class UnchangedToastCompletion
         NpgsqlConnection connection, TableName table, IReadOnlyList<string> keyColumns, string[] columns, string[][] keys, CancellationToken cancellationToken)
     {
         var keyList = string.Join(", ", keyColumns.Select(TableName.QuoteIdentifier));
-        // The types' output functions, as pgoutput uses (a ::text cast differs for bool and inet).
         var selected = string.Join(", ", keyColumns.Concat(columns).Select(TableName.QuoteIdentifier)
-            .Select(c => $"CASE WHEN {c} IS NULL THEN NULL ELSE format('%s', {c}) END"));
+            .Select(TableName.OutputText));
         var parameter = 0;
         // Untyped parameters let PostgreSQL read each key text as its column's type, so the key index is used.
         var tuples = string.Join(", ", keys.Select(key => "(" + string.Join(", ", key.Select(_ => "$" + ++parameter)) + ")"));

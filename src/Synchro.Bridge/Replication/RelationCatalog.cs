@@ -61,8 +61,8 @@ internal sealed class RelationCatalog(NpgsqlDataSource dataSource)
             return;
 
         string Quoted(int i) => TableName.QuoteIdentifier(schema.Columns[i].Name);
-        // The types' output functions, as pgoutput uses them; untyped parameters read each key text as its column's type.
-        var selected = string.Join(", ", missing.Select(i => $"CASE WHEN {Quoted(i)} IS NULL THEN NULL ELSE format('%s', {Quoted(i)}) END"));
+        // Untyped parameters read each key text as its column's type.
+        var selected = string.Join(", ", missing.Select(i => TableName.OutputText(Quoted(i))));
         var where = string.Join(" AND ", keys.Select((i, n) => $"{Quoted(i)} = ${n + 1}"));
         await using var command = dataSource.CreateCommand($"SELECT xmin::text, {selected} FROM {schema.Table.Quoted} WHERE {where}");
         foreach (var i in keys)

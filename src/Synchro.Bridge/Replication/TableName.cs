@@ -35,6 +35,12 @@ public readonly partial record struct TableName(string Schema, string Name)
 
     public static string QuoteIdentifier(string identifier) => "\"" + identifier.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
+    /// <summary>
+    /// A quoted column as its type's output function writes it, as pgoutput sends it (a <c>::text</c>
+    /// cast differs for bool and inet), NULL kept as NULL.
+    /// </summary>
+    public static string OutputText(string quotedColumn) => $"CASE WHEN {quotedColumn} IS NULL THEN NULL ELSE format('%s', {quotedColumn}) END";
+
     public override string ToString() => Schema + "." + Name;
 
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
