@@ -9,6 +9,9 @@ public static class WireNames
     /// <summary>Topic exchange carrying <see cref="ChangeSet"/>; routing key is <c>source.schema.table</c>.</summary>
     public const string ChangeSetExchange = "synchro.change-set";
 
+    /// <summary>Exchange carrying <see cref="ChangeBatch"/> to the bucket consumer; routing key is the source's name.</summary>
+    public const string ChangeBatchExchange = "synchro.change-batch";
+
     /// <summary>Exchange carrying <see cref="ChangeSetApplied"/> confirmations back to the slot reader.</summary>
     public const string ChangeSetAppliedExchange = "synchro.change-set-applied";
 
@@ -20,6 +23,9 @@ public static class WireNames
 
     /// <summary>Message type of <see cref="ChangeSet"/>; on the wire it reads <c>urn:message:synchro:change-set:v1</c>.</summary>
     public const string ChangeSetUrn = "synchro:change-set:v1";
+
+    /// <summary>Message type of <see cref="ChangeBatch"/>; on the wire it reads <c>urn:message:synchro:change-batch:v1</c>.</summary>
+    public const string ChangeBatchUrn = "synchro:change-batch:v1";
 
     /// <summary>Message type of <see cref="ChangeSetApplied"/>; on the wire it reads <c>urn:message:synchro:change-set-applied:v1</c>.</summary>
     public const string ChangeSetAppliedUrn = "synchro:change-set-applied:v1";

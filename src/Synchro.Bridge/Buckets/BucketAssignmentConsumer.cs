@@ -1,3 +1,4 @@
+using Synchro.Bridge.Buckets.Rules;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Synchro.Bridge.Replication;
@@ -8,32 +9,34 @@ using Synchro.Bridge.Sidecar;
 namespace Synchro.Bridge.Buckets;
 
 /// <summary>
-/// Assigns each change of a set to buckets, writes the sidecar tables, then confirms with
-/// <see cref="ChangeSetApplied"/>. A change set that cannot be applied is never parked and never
-/// skipped: it is retried in place, so nothing behind it in the queue can overtake it. A database
-/// outage is retried for as long as it lasts; a deterministic failure (bad data, a schema the rule
-/// cannot read, a bug) is held and recorded in sync_apply_holds until the operator fixes the cause.
+/// Assigns each change of a batch to buckets, in commit order across its tables, writes the sidecar
+/// tables, then confirms with <see cref="ChangeSetApplied"/>. A batch that cannot be applied is never
+/// parked and never skipped: it is retried in place, so nothing behind it in the queue can overtake
+/// it. A database outage is retried for as long as it lasts; a deterministic failure (bad data, a
+/// schema the bridge cannot read, a bug) is held and recorded in sync_apply_holds until the operator
+/// fixes the cause. A rule that cannot place one row is not such a failure: the row goes to
+/// sync_rule_failures and the batch applies.
 /// </summary>
 public sealed class BucketAssignmentConsumer(
     ISidecarStore store,
-    BucketRuleSet rules,
+    BucketRules rules,
     SourceIdentity source,
     IApplyHolds holds,
     ApplyStatus status,
     TimeProvider time,
-    ILogger<BucketAssignmentConsumer> logger) : IConsumer<ChangeSet>
+    ILogger<BucketAssignmentConsumer> logger) : IConsumer<ChangeBatch>
 {
     private static readonly TimeSpan MaxTransientDelay = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MaxHeldDelay = TimeSpan.FromSeconds(30);
 
-    public async Task Consume(ConsumeContext<ChangeSet> context)
+    public async Task Consume(ConsumeContext<ChangeBatch> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var changeSet = context.Message;
-        if (changeSet.Source != source.Name)
+        var batch = context.Message;
+        if (batch.Source != source.Name)
         {
-            // Misrouted: our queue binds only our source's routing keys.
-            BucketsLog.ForeignChangeSet(logger, changeSet.Source, source.Name);
+            // Misrouted: our queue binds only our source's routing key.
+            BucketsLog.ForeignChangeSet(logger, batch.Source, source.Name);
             return;
         }
 
@@ -46,44 +49,44 @@ public sealed class BucketAssignmentConsumer(
             return;
         }
 
-        var table = new TableName(changeSet.Schema, changeSet.Table);
+        var tables = string.Join(", ", batch.Sets.Select(s => new TableName(s.Schema, s.Table)).Distinct());
         var cancellationToken = context.CancellationToken;
         ApplyHold? hold = null;
         for (var attempt = 1; ; attempt++)
         {
             try
             {
-                var plan = await store.ApplyAsync(changeSet, rules.For(table), cancellationToken);
+                var outcome = await store.ApplyAsync(batch, rules.Set, cancellationToken);
                 if (hold is not null)
-                    await ResumedAsync(table, hold, cancellationToken);
-                if (plan.Superseded)
+                    await ResumedAsync(tables, hold, cancellationToken);
+                if (outcome.Superseded)
                 {
                     // A newer run of the slot reader re-reads these changes; applying them here would only delay it.
-                    BucketsLog.Superseded(logger, table, changeSet.RunEpoch, changeSet.BatchSequence, changeSet.PartIndex);
+                    BucketsLog.Superseded(logger, batch.RunEpoch, batch.BatchSequence);
                     return;
                 }
 
-                foreach (var failure in plan.Failures)
-                    BucketsLog.RuleFailed(logger, table.ToString(), failure.RecordId, failure.Error);
-                BucketsLog.Applied(logger, table, changeSet.BatchSequence, changeSet.PartIndex, changeSet.Changes.Count, plan.ChangelogRows, plan.Replayed);
+                foreach (var failure in outcome.Failures)
+                    BucketsLog.RuleFailed(logger, failure.Table, failure.RecordId, failure.Error);
+                BucketsLog.Applied(logger, batch.BatchSequence, tables, outcome.Changes, outcome.ChangelogRows, outcome.Skipped);
 
-                await context.Publish(new ChangeSetApplied(changeSet.Source, changeSet.RunId, changeSet.BatchSequence, changeSet.PartIndex), cancellationToken);
+                await context.Publish(new ChangeSetApplied(batch.Source, batch.RunId, batch.BatchSequence, 0), cancellationToken);
                 return;
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
                 var transient = TransientFailures.IsTransient(e);
-                var firstLsn = changeSet.Changes.Count > 0 ? changeSet.Changes[0].CommitLsn : 0;
-                hold = new ApplyHold(table.ToString(), changeSet.BatchSequence, changeSet.PartIndex, firstLsn, Describe(e), attempt, hold?.Since ?? time.GetUtcNow());
+                var firstLsn = batch.Sets.SelectMany(s => s.Changes).Select(c => c.CommitLsn).DefaultIfEmpty().Min();
+                hold = new ApplyHold(tables, batch.BatchSequence, 0, firstLsn, Describe(e), attempt, hold?.Since ?? time.GetUtcNow());
                 status.Failing(new ApplyStall(hold, transient));
                 var delay = Backoff(attempt, transient ? MaxTransientDelay : MaxHeldDelay);
                 if (transient)
                 {
-                    BucketsLog.Unreachable(logger, table, hold.Error, delay.TotalSeconds);
+                    BucketsLog.Unreachable(logger, tables, hold.Error, delay.TotalSeconds);
                 }
                 else
                 {
-                    BucketsLog.Holding(logger, e, table, changeSet.BatchSequence, changeSet.PartIndex, new Lsn(firstLsn), hold.Error, delay.TotalSeconds);
+                    BucketsLog.Holding(logger, e, batch.BatchSequence, tables, new Lsn(firstLsn), hold.Error, delay.TotalSeconds);
                     await RecordHoldAsync(hold, cancellationToken);
                 }
 
@@ -110,10 +113,10 @@ public sealed class BucketAssignmentConsumer(
         }
     }
 
-    private async Task ResumedAsync(TableName table, ApplyHold hold, CancellationToken cancellationToken)
+    private async Task ResumedAsync(string tables, ApplyHold hold, CancellationToken cancellationToken)
     {
         status.Applied();
-        BucketsLog.Resumed(logger, table, hold.Attempts);
+        BucketsLog.Resumed(logger, tables, hold.Attempts);
         try
         {
             await holds.ClearAsync(source.Name, cancellationToken);
@@ -127,27 +130,27 @@ public sealed class BucketAssignmentConsumer(
 
 internal static partial class BucketsLog
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Applied {Table} batch {Batch} part {Part}: {Changes} changes, {ChangelogRows} changelog rows, {Replayed} replayed")]
-    public static partial void Applied(ILogger logger, TableName table, long batch, int part, int changes, int changelogRows, int replayed);
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Applied batch {Batch} ({Tables}): {Changes} changes, {ChangelogRows} changelog rows, {Skipped} applied before")]
+    public static partial void Applied(ILogger logger, long batch, string tables, int changes, int changelogRows, int skipped);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Bucket rule failed for {Table} record {RecordId}: {Error}. The change is kept in sync_rule_failures")]
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Bucket rule failed for {Table} record {RecordId}: {Error}. The change is kept in sync_rule_failures (synchro-bridge failures list)")]
     public static partial void RuleFailed(ILogger logger, string table, string recordId, string error);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Debug, Message = "Ignored a change set of source {Source}; this consumer applies source {Own}")]
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Debug, Message = "Ignored a batch of source {Source}; this consumer applies source {Own}")]
     public static partial void ForeignChangeSet(ILogger logger, string source, string own);
 
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Change sets of another database ({Origin}) arrive under source name {Source}, which is this database's ({Own}); they are not applied here. Give each bridge its own Synchro:Source")]
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Batches of another database ({Origin}) arrive under source name {Source}, which is this database's ({Own}); they are not applied here. Give each bridge its own Synchro:Source")]
     public static partial void SourceCollision(ILogger logger, string source, string origin, string own);
 
-    [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "Skipped a change set of {Table} from superseded run {Epoch} (batch {Batch}, part {Part}); the current run re-reads it")]
-    public static partial void Superseded(ILogger logger, TableName table, long epoch, long batch, int part);
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "Skipped batch {Batch} of superseded run {Epoch}; the current run re-reads it")]
+    public static partial void Superseded(ILogger logger, long epoch, long batch);
 
-    [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Cannot reach the database to apply {Table} ({Error}); retrying in {Seconds} s, later change sets wait")]
-    public static partial void Unreachable(ILogger logger, TableName table, string error, double seconds);
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Cannot reach the database to apply changes of {Tables} ({Error}); retrying in {Seconds} s, later batches wait")]
+    public static partial void Unreachable(ILogger logger, string tables, string error, double seconds);
 
-    [LoggerMessage(EventId = 2007, Level = LogLevel.Error, Message = "Holding the change set of {Table} batch {Batch} part {Part} (commit LSN {Lsn}): {Error}. Later changes wait behind it; fix the cause, it is retried in {Seconds} s")]
-    public static partial void Holding(ILogger logger, Exception exception, TableName table, long batch, int part, Lsn lsn, string error, double seconds);
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Error, Message = "Holding batch {Batch} ({Tables}, commit LSN {Lsn}): {Error}. Later changes wait behind it; fix the cause, it is retried in {Seconds} s")]
+    public static partial void Holding(ILogger logger, Exception exception, long batch, string tables, Lsn lsn, string error, double seconds);
 
-    [LoggerMessage(EventId = 2008, Level = LogLevel.Information, Message = "Applied the held change set of {Table} after {Attempts} attempts; resuming")]
-    public static partial void Resumed(ILogger logger, TableName table, int attempts);
+    [LoggerMessage(EventId = 2008, Level = LogLevel.Information, Message = "Applied the held batch ({Tables}) after {Attempts} attempts; resuming")]
+    public static partial void Resumed(ILogger logger, string tables, int attempts);
 }

@@ -1,10 +1,11 @@
+using Synchro.Bridge.Buckets.Rules;
 using Synchro.Contracts;
 
 namespace Synchro.Bridge.Buckets;
 
-/// <summary>Applies a change set to the sidecar tables, all or nothing.</summary>
+/// <summary>Applies change batches to the sidecar tables, each all or nothing.</summary>
 public interface ISidecarStore
 {
-    /// <summary>Plans and writes the change set in one transaction; replays change nothing.</summary>
-    Task<SidecarPlan> ApplyAsync(ChangeSet changeSet, IBucketRule rule, CancellationToken cancellationToken);
+    /// <summary>Plans and writes the batch in commit order in one transaction; replays change nothing.</summary>
+    Task<ApplyOutcome> ApplyAsync(ChangeBatch batch, BucketRuleSet rules, CancellationToken cancellationToken);
 }

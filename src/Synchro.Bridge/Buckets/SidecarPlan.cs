@@ -1,3 +1,4 @@
+using Synchro.Bridge.Replication;
 using Synchro.Contracts;
 
 namespace Synchro.Bridge.Buckets;
@@ -24,63 +25,106 @@ public readonly record struct ChangePosition(ulong CommitLsn, int ChangeIndex) :
     public static bool operator <=(ChangePosition left, ChangePosition right) => left.CompareTo(right) <= 0;
 
     public static bool operator >=(ChangePosition left, ChangePosition right) => left.CompareTo(right) >= 0;
+
+    public override string ToString() => $"{new Lsn(CommitLsn)}#{ChangeIndex}";
 }
 
-/// <summary>A record's membership in one bucket, with a checksum of its data and the LSN that wrote it.</summary>
-public sealed record BucketEdge(string BucketId, long Checksum, ulong Lsn);
+/// <summary>A record in the sidecar tables: its table's sidecar name and its record id.</summary>
+public readonly record struct RecordKey(string Table, string RecordId);
+
+/// <summary>A record's membership in one bucket, with the checksum of its data and the LSN that wrote it.</summary>
+public sealed record BucketEdge(string BucketId, int? Checksum, ulong Lsn);
 
 /// <summary>One row of sync_changelog.</summary>
-public sealed record ChangelogEntry(string BucketId, string RecordId, ChangeOperation Operation, ulong CommitLsn, int ChangeIndex);
+public sealed record ChangelogEntry(string BucketId, string Table, string RecordId, ChangeOperation Operation, ulong CommitLsn, int ChangeIndex);
 
-/// <summary>One row of sync_rule_failures.</summary>
-public sealed record RuleFailure(string RecordId, ChangeOperation Operation, ulong CommitLsn, int ChangeIndex, string Error, RowChange Change);
+/// <summary>A change a rule could not place (one row of sync_rule_failures).</summary>
+/// <param name="StoredId">The failure's id when it is being replayed from sync_rule_failures.</param>
+public sealed record RuleFailure(string Table, string RecordId, ChangeOperation Operation, ulong CommitLsn, int ChangeIndex, string Error, RowChange Change, long? StoredId = null);
 
-/// <summary>What the sidecar tables hold now for the records of one change set (for a truncate: of the whole table).</summary>
-public sealed class SidecarState
+/// <summary>One change to apply, with its table; a batch's changes are applied in commit order across tables.</summary>
+/// <param name="FailureId">Set when the change is replayed from sync_rule_failures.</param>
+public sealed record StagedChange(TableName Table, RowChange Change, long? FailureId = null)
 {
-    public Dictionary<string, ChangePosition> Positions { get; } = new(StringComparer.Ordinal);
-
-    /// <summary>The table's last applied TRUNCATE: every change of the table at or before it is a replay.</summary>
-    public ChangePosition? TruncatedAt { get; set; }
-
-    public Dictionary<string, List<BucketEdge>> Edges { get; } = new(StringComparer.Ordinal);
+    public ChangePosition Position => ChangePosition.Of(Change);
 }
 
-/// <summary>The writes that apply one change set: computed in memory, written in one transaction.</summary>
-public sealed class SidecarPlan
+/// <summary>What the sidecar tables say about one record, as far as the bucket rules need it.</summary>
+public sealed class RecordState
+{
+    /// <summary>The record is replicated and not deleted (it has a position row, or edges).</summary>
+    public bool Exists { get; set; }
+
+    /// <summary>The last change applied to the record.</summary>
+    public ChangePosition? Position { get; set; }
+
+    /// <summary>Deleted or soft-deleted: in no bucket, and its descendants neither.</summary>
+    public bool Removed { get; set; }
+
+    /// <summary>Checksum of the record's last row, kept while it is in no bucket so a cascade can bring it back.</summary>
+    public int? Checksum { get; set; }
+
+    /// <summary>The parent record whose buckets this record takes (parent rule).</summary>
+    public RecordKey? Parent { get; set; }
+
+    /// <summary>Some record names this one as its parent.</summary>
+    public bool HasChildren { get; set; }
+
+    public IReadOnlyList<BucketEdge> Edges { get; set; } = [];
+}
+
+/// <summary>Work the planner cannot do row by row: it is done in SQL at its place in the stream, whatever the number of records.</summary>
+public abstract record SetBasedStep(TableName Table, ChangePosition At);
+
+/// <summary>Every live descendant of the record moves to the record's new buckets (none: it was removed).</summary>
+public sealed record Cascade(TableName Table, RecordKey Root, IReadOnlyList<string> Buckets, ChangePosition At) : SetBasedStep(Table, At);
+
+/// <summary>Every record of the table, and every live descendant of one, leaves every bucket.</summary>
+public sealed record Truncate(TableName Table, ChangePosition At) : SetBasedStep(Table, At);
+
+/// <summary>The row-by-row writes planned up to the next set-based step (or the end of the changes).</summary>
+public sealed class SegmentPlan
 {
     public List<ChangelogEntry> Changelog { get; } = [];
 
-    /// <summary>Final edges of every record the set touched (empty: the record is in no bucket).</summary>
-    public Dictionary<string, IReadOnlyList<BucketEdge>> Edges { get; } = new(StringComparer.Ordinal);
-
-    /// <summary>Last applied change of every record the set touched.</summary>
-    public Dictionary<string, ChangePosition> Positions { get; } = new(StringComparer.Ordinal);
+    /// <summary>Final state of every record the segment changed (its edges replace the stored ones; not Exists: the record's rows are removed).</summary>
+    public Dictionary<RecordKey, RecordState> Touched { get; } = [];
 
     public List<RuleFailure> Failures { get; } = [];
 
-    /// <summary>Changes skipped because they were applied before (a replay).</summary>
-    public int Replayed { get; set; }
+    /// <summary>Changes applied, per record the last one: earlier open failures of the record are superseded by it.</summary>
+    public Dictionary<RecordKey, ChangePosition> Applied { get; } = [];
 
-    /// <summary>Changelog rows written by set-based statements (a TRUNCATE), not listed in <see cref="Changelog"/>.</summary>
-    public int SetBasedChangelogRows { get; set; }
+    /// <summary>Failures being replayed that applied now.</summary>
+    public List<long> Replayed { get; } = [];
 
-    /// <summary>The change set belongs to a run older than the source's latest one, which re-reads it: nothing was written.</summary>
+    /// <summary>Failures being replayed whose record changed after them: nothing to do.</summary>
+    public List<long> Obsolete { get; } = [];
+
+    /// <summary>Changes skipped because they were applied before.</summary>
+    public int Skipped { get; set; }
+
+    public SetBasedStep? Step { get; set; }
+
+    public bool HasWrites => Changelog.Count > 0 || Touched.Count > 0 || Failures.Count > 0 || Replayed.Count > 0 || Obsolete.Count > 0;
+}
+
+/// <summary>What applying a batch (or replaying failures) did.</summary>
+public sealed class ApplyOutcome
+{
+    /// <summary>The batch belongs to a run older than the source's latest one, which re-reads it: nothing was written.</summary>
     public bool Superseded { get; set; }
 
-    public int ChangelogRows => Changelog.Count + SetBasedChangelogRows;
+    public int Changes { get; set; }
 
-    /// <summary>Adds what a later segment of the same change set planned.</summary>
-    public void Add(SidecarPlan later)
-    {
-        ArgumentNullException.ThrowIfNull(later);
-        Changelog.AddRange(later.Changelog);
-        foreach (var (record, edges) in later.Edges)
-            Edges[record] = edges;
-        foreach (var (record, position) in later.Positions)
-            Positions[record] = position;
-        Failures.AddRange(later.Failures);
-        Replayed += later.Replayed;
-        SetBasedChangelogRows += later.SetBasedChangelogRows;
-    }
+    public int ChangelogRows { get; set; }
+
+    /// <summary>Changes skipped because they were applied before.</summary>
+    public int Skipped { get; set; }
+
+    public List<RuleFailure> Failures { get; } = [];
+
+    public int FailuresReplayed { get; set; }
+
+    public int FailuresObsolete { get; set; }
 }

@@ -17,28 +17,27 @@ internal static class BusTopology
     {
         bus.Publish<ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
         bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Source, context.Message.Schema, context.Message.Table)));
+        bus.Publish<ChangeBatch>(p => p.ExchangeType = ExchangeType.Direct);
+        bus.Send<ChangeBatch>(s => s.UseRoutingKeyFormatter(context => context.Message.Source));
         bus.Publish<LogicalMessage>(p => p.ExchangeType = ExchangeType.Topic);
         bus.Send<LogicalMessage>(s => s.UseRoutingKeyFormatter(context => context.Message.Prefix));
     }
 }
 
 /// <summary>
-/// One queue per source, bound to that source's configured tables only, consumed one message at a
-/// time by a single active consumer: changes of a record are applied in commit order, and another
-/// instance takes over when this one dies. No retry policy and no error queue: the consumer retries
-/// a failing change set in place, so nothing behind it can overtake it.
+/// One queue per source, bound to that source's change batches, consumed one message at a time by a
+/// single active consumer: batches are applied in commit order, and another instance takes over when
+/// this one dies. No retry policy and no error queue: the consumer retries a failing batch in place,
+/// so nothing behind it can overtake it.
 /// </summary>
 internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<BucketAssignmentConsumer>
 {
     private readonly SourceIdentity _source;
-    private readonly IReadOnlyList<TableName> _tables;
 
-    public BucketAssignmentConsumerDefinition(IOptions<SynchroOptions> options, SourceIdentity source)
+    public BucketAssignmentConsumerDefinition(SourceIdentity source)
     {
-        ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(source);
         _source = source;
-        _tables = options.Value.Tables.Select(t => TableName.Parse(t.Name)).ToList();
         EndpointName = QueueName(source.Name);
         ConcurrentMessageLimit = 1;
     }
@@ -51,16 +50,13 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
         {
             rabbit.ConfigureConsumeTopology = false;
             rabbit.SingleActiveConsumer = true;
-            // Enough to keep the consumer busy; more would only hold change sets in memory.
-            rabbit.PrefetchCount = 4;
-            foreach (var table in _tables)
+            // Enough to keep the consumer busy; more would only hold batches in memory.
+            rabbit.PrefetchCount = 2;
+            rabbit.Bind(WireNames.ChangeBatchExchange, binding =>
             {
-                rabbit.Bind(WireNames.ChangeSetExchange, binding =>
-                {
-                    binding.ExchangeType = ExchangeType.Topic;
-                    binding.RoutingKey = WireNames.RoutingKey(_source.Name, table.Schema, table.Name);
-                });
-            }
+                binding.ExchangeType = ExchangeType.Direct;
+                binding.RoutingKey = _source.Name;
+            });
         }
     }
 }

@@ -33,6 +33,7 @@ public static class CommandLine
             run,
             check,
             health,
+            FailuresCommand.Build(configOption),
             DemoCommand.Build(),
         };
         root.SetAction((parse, ct) => RunAsync(null, false, ct));

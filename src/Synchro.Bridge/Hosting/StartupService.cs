@@ -1,3 +1,4 @@
+using Synchro.Bridge.Buckets.Rules;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -13,7 +14,7 @@ namespace Synchro.Bridge.Hosting;
 /// Runs before the bus and the slot reader start: checks the database and the broker, migrates the
 /// sidecar tables, prepares publication and slot. Any failure stops start-up with its message.
 /// </summary>
-internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SourceIdentity source) : IHostedService
+internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SourceIdentity source, BucketRules rules) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -26,6 +27,8 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
             await MigrateAsync(connection.UserName, cancellationToken);
+            if (settings.Roles.HasFlag(BridgeRoles.Buckets))
+                rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await setup.PrepareReplicationAsync(connection, cancellationToken);
         }
@@ -45,6 +48,15 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             throw new StartupCheckException(
                 $"Role '{role}' may not create the sidecar tables in schema {sidecar.Schema} ({e.MessageText}). Run GRANT CREATE ON SCHEMA {sidecar.Schema} TO {role}, or set Synchro:Postgres:SidecarSchema to a schema it owns.", e);
         }
+    }
+
+    /// <summary>The bucket rules, checked against the database: columns, foreign keys, functions, cycles.</summary>
+    public static async Task<BucketRuleSet> LoadRulesAsync(NpgsqlConnection connection, SynchroOptions settings, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var tables = settings.Tables.Select(t => TableName.Parse(t.Name)).ToList();
+        var catalog = await RuleCatalog.ReadAsync(connection, tables, RuleSetBuilder.Functions(settings.Tables), cancellationToken);
+        return RuleSetBuilder.Build(settings.Tables, settings.Buckets, catalog);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;

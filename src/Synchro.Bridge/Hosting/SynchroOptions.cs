@@ -25,6 +25,8 @@ public sealed class SynchroOptions
 
     public HealthOptions Health { get; set; } = new();
 
+    public BucketOptions Buckets { get; set; } = new();
+
     /// <summary>The tables to capture, with their bucket rules.</summary>
     public List<TableOptions> Tables { get; set; } = [];
 }
@@ -133,8 +135,40 @@ public sealed class TableOptions
     /// <summary>Bucket prefix; default is the owner column without its <c>_id</c> suffix (<c>user_id</c> → <c>user</c>).</summary>
     public string? BucketPrefix { get; set; }
 
-    /// <summary>When the owner column is NULL the row goes to <c>global</c> (true) or to no bucket (false).</summary>
+    /// <summary>When the owner column (or the parent reference) is NULL the row goes to <c>global</c> (true) or to no bucket (false).</summary>
     public bool GlobalWhenNull { get; set; } = true;
+
+    /// <summary>
+    /// <c>owner</c>, <c>parent</c>, <c>function</c> or <c>global</c>. Empty: <c>owner</c> with an
+    /// <see cref="OwnerColumn"/>, <c>function</c> with a <see cref="Function"/>, <c>parent</c> with a
+    /// <see cref="Parent"/> or exactly one foreign key to another configured table, else <c>global</c>.
+    /// </summary>
+    public string? Rule { get; set; }
+
+    /// <summary>The table's rows take the buckets of their parent row in this table, through these columns.</summary>
+    public ParentOptions? Parent { get; set; }
+
+    /// <summary>
+    /// A SQL function <c>schema.name</c> (or <c>name</c> in <c>public</c>) with the signature
+    /// <c>(table_name text, operation text, new_row jsonb, old_row jsonb) returns setof text</c>: the row's buckets.
+    /// </summary>
+    public string? Function { get; set; }
+}
+
+/// <summary>The parent of a table's rows.</summary>
+public sealed class ParentOptions
+{
+    /// <summary>Another configured table.</summary>
+    public string Table { get; set; } = "";
+
+    /// <summary>This table's columns that hold the parent's key, in the order of the parent's key columns. Empty: the foreign key's.</summary>
+    public List<string> Columns { get; set; } = [];
+}
+
+public sealed class BucketOptions
+{
+    /// <summary>A rule that places one row in more buckets than this fails for that row (sync_rule_failures).</summary>
+    public int MaxBucketsPerRow { get; set; } = 1_000;
 }
 
 public sealed class HealthOptions

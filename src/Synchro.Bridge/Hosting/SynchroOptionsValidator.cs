@@ -31,9 +31,62 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
         if (options.Replication.DownstreamProbeAfter <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:DownstreamProbeAfter must be positive, e.g. 00:00:03.");
 
+        if (options.Buckets.MaxBucketsPerRow < 1)
+            errors.Add("Synchro:Buckets:MaxBucketsPerRow must be at least 1.");
+
         ValidateBatching(options.Batching, errors);
         ValidateTables(options.Tables, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+    }
+
+    /// <summary>What can be checked without the database; the rest (columns, foreign keys, functions, cycles) is checked at start.</summary>
+    private static void ValidateRule(int i, TableOptions table, List<string> errors)
+    {
+        var at = $"Synchro:Tables:{i}";
+        var placements = new[] { ("OwnerColumn", !string.IsNullOrEmpty(table.OwnerColumn)), ("Function", !string.IsNullOrEmpty(table.Function)), ("Parent", table.Parent is { Table.Length: > 0 }) }
+            .Where(p => p.Item2).Select(p => p.Item1).ToList();
+        if (placements.Count > 1)
+            errors.Add($"{at} sets {string.Join(" and ", placements)}: a table has one bucket rule; keep one of them.");
+        var rule = table.Rule?.ToLowerInvariant();
+        if (rule is not (null or "" or "owner" or "parent" or "function" or "global"))
+            errors.Add($"{at}:Rule '{table.Rule}' is not a rule: use owner, parent, function or global (or leave it empty to infer it).");
+        if (rule == "owner" && string.IsNullOrEmpty(table.OwnerColumn))
+            errors.Add($"{at}:Rule is owner but OwnerColumn is empty: name the column that holds the owner.");
+        if (rule == "function" && string.IsNullOrEmpty(table.Function))
+            errors.Add($"{at}:Rule is function but Function is empty: name the function, e.g. public.todo_buckets.");
+        if (table.Function is { Length: > 0 } function)
+        {
+            try
+            {
+                TableName.Parse(function);
+            }
+            catch (FormatException)
+            {
+                errors.Add($"{at}:Function '{function}' is not a function name we accept: write schema.name or name, in lower-case letters, digits and '_'.");
+            }
+        }
+
+        if (table.Parent is { } parent)
+        {
+            if (parent.Table.Length > 0)
+            {
+                try
+                {
+                    TableName.Parse(parent.Table);
+                }
+                catch (FormatException e)
+                {
+                    errors.Add($"{at}:Parent:Table: {e.Message}");
+                }
+            }
+            else if (parent.Columns.Count > 0)
+            {
+                errors.Add($"{at}:Parent:Columns is set but Parent:Table is empty: name the parent table.");
+            }
+
+            foreach (var column in parent.Columns.Where(c => !TableName.IsPlainIdentifier(c)))
+                errors.Add($"{at}:Parent:Columns '{column}' is not a plain column name: use lower-case letters, digits and '_'.");
+        }
     }
 
     private static void ValidateBatching(BatchingOptions batching, List<string> errors)
@@ -82,6 +135,7 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
                 errors.Add($"Synchro:Tables:{i}:OwnerColumn '{owner}' is not a plain column name: use lower-case letters, digits and '_'.");
             if (table.BucketPrefix is { } prefix && (prefix.Length == 0 || prefix.Contains(':', StringComparison.Ordinal)))
                 errors.Add($"Synchro:Tables:{i}:BucketPrefix '{prefix}' must be non-empty and without ':'.");
+            ValidateRule(i, table, errors);
         }
     }
 }

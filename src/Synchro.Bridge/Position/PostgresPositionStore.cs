@@ -1,10 +1,12 @@
 using Npgsql;
-using NpgsqlTypes;
 using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Position;
 
-/// <summary>Keeps the confirmed LSN in <c>sync_wal_position</c>, next to the data it describes.</summary>
+/// <summary>
+/// Keeps the confirmed LSN in <c>sync_wal_position</c>, next to the data it describes, as synchro
+/// stores it: a 64-bit integer (LSNs stay below 2^63).
+/// </summary>
 public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTables tables) : IPositionStore
 {
     public async Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken)
@@ -12,7 +14,7 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
         await using var command = dataSource.CreateCommand($"SELECT confirmed_lsn FROM {tables.WalPosition} WHERE slot_name = $1");
         command.Parameters.Add(new NpgsqlParameter { Value = slotName });
         var result = await command.ExecuteScalarAsync(cancellationToken);
-        return result is NpgsqlLogSequenceNumber lsn ? (ulong)lsn : null;
+        return result is long lsn ? (ulong)lsn : null;
     }
 
     public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
@@ -35,7 +37,7 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
                     Parameters =
                     {
                         new NpgsqlParameter { Value = slotName },
-                        new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(lsn), NpgsqlDbType = NpgsqlDbType.PgLsn },
+                        new NpgsqlParameter { Value = checked((long)lsn) },
                     },
                 },
             },

@@ -6,23 +6,25 @@ using Synchro.Contracts;
 namespace Synchro.Bridge.Publishing;
 
 /// <summary>
-/// Publishes a batch's change sets and returns once the broker has confirmed every one (publisher
-/// confirms). Tables go out concurrently; the sets of one table go out one after the other, so
-/// a consumer sees each table's changes in commit order. Publishing is mandatory: a change set no
-/// queue is bound for is an error (retried), never silently dropped by the broker. Each carries its
-/// source's origin, so a consumer can tell two databases apart that share a source name.
+/// Publishes a batch and returns once the broker has confirmed it (publisher confirms): the whole
+/// batch as one <see cref="ChangeBatch"/> for the bucket consumer, and its change sets per table for
+/// subscribers. The batch is published mandatory: without a bucket queue bound for the source it is
+/// an error (retried), never silently dropped by the broker. Change sets are not: a table nobody
+/// subscribes to is normal. Tables go out concurrently; the sets of one table one after the other,
+/// so a subscriber sees each table's changes in commit order. Everything carries the source's
+/// origin, so a consumer can tell two databases apart that share a source name.
 /// </summary>
 internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity source)
 {
     public Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        return batch.Parts.Count switch
-        {
-            0 => Task.CompletedTask,
-            1 => PublishOneAsync(batch.Parts[0], cancellationToken),
-            _ => Task.WhenAll(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken))),
-        };
+        if (batch.Parts.Count == 0)
+            return Task.CompletedTask;
+        var whole = new ChangeBatch(batch.Parts[0].Source, batch.Parts[0].RunId, batch.Sequence, batch.Parts) { RunEpoch = batch.Parts[0].RunEpoch };
+        return Task.WhenAll(
+            batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken))
+                .Prepend(PublishBatchAsync(whole, cancellationToken)));
     }
 
     /// <summary>Publishes the batch's logical decoding messages, in stream order, each confirmed by the broker.</summary>
@@ -35,16 +37,17 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
 
     private async Task PublishInOrderAsync(IEnumerable<ChangeSet> sets, CancellationToken cancellationToken)
     {
+        var origin = source.Origin;
         foreach (var set in sets)
-            await PublishOneAsync(set, cancellationToken);
+            await publishEndpoint.Publish(set, context => context.Headers.Set(SourceIdentity.OriginHeader, origin), cancellationToken);
     }
 
-    private async Task PublishOneAsync(ChangeSet set, CancellationToken cancellationToken)
+    private async Task PublishBatchAsync(ChangeBatch batch, CancellationToken cancellationToken)
     {
         var origin = source.Origin;
         try
         {
-            await publishEndpoint.Publish(set, context =>
+            await publishEndpoint.Publish(batch, context =>
             {
                 context.Mandatory = true;
                 context.Headers.Set(SourceIdentity.OriginHeader, origin);
@@ -53,7 +56,7 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
         catch (MessageReturnedException e)
         {
             throw new SynchroTransientException(
-                $"RabbitMQ has no queue bound for routing key {WireNames.RoutingKey(set.Source, set.Schema, set.Table)}: the bucket consumer of source {set.Source} has not declared its queue yet. Start a bridge with the Buckets role; publishing is retried.", e);
+                $"RabbitMQ has no queue bound for source {batch.Source} on exchange {WireNames.ChangeBatchExchange}: the bucket consumer of source {batch.Source} has not declared its queue yet. Start a bridge with the Buckets role; publishing is retried.", e);
         }
     }
 }

@@ -330,7 +330,8 @@ internal sealed class ReplicationService(
 
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
-        await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
+        // The bucket consumer confirms a batch once, as a whole.
+        await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count > 0 ? 1 : 0, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
         return epoch;

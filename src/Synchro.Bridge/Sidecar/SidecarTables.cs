@@ -36,8 +36,10 @@ public sealed class SidecarTables
     public string RecordPositions => Schema + ".sync_record_positions";
 
     /// <summary>
-    /// Creates the tables when missing. Column names and operation codes are synchro's, so a synchro
-    /// server reads what we write; the extra columns carry idempotency keys and LSNs.
+    /// Creates the tables when missing, and adopts existing ones in place: the Go library synchro's
+    /// tables (see SYNCHRO-SCHEMA.md) keep their columns, types and indexes and get only the bridge's
+    /// extra columns; tables of earlier bridge versions are converted to synchro's types. Column names,
+    /// types and operation codes are synchro's, so a synchro server reads what the bridge writes.
     /// </summary>
     public async Task MigrateAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
     {
@@ -45,75 +47,121 @@ public sealed class SidecarTables
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var command = connection.CreateCommand();
         // The advisory lock keeps two instances starting together from racing on CREATE.
-        command.CommandText =
-            $"""
-            SELECT pg_advisory_xact_lock(hashtext('synchro:migrations'));
-            CREATE SCHEMA IF NOT EXISTS {Schema};
-            CREATE TABLE IF NOT EXISTS {Changelog} (
-                seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                bucket_id   text        NOT NULL,
-                table_name  text        NOT NULL,
-                record_id   text        NOT NULL,
-                operation   smallint    NOT NULL CHECK (operation IN (1, 2, 3)),
-                created_at  timestamptz NOT NULL DEFAULT now(),
-                commit_lsn  pg_lsn      NOT NULL,
-                change_idx  integer     NOT NULL,
-                -- record_id too: one TRUNCATE (one change) deletes many records from the same bucket.
-                CONSTRAINT sync_changelog_idempotency UNIQUE (commit_lsn, change_idx, bucket_id, record_id)
-            );
-            CREATE INDEX IF NOT EXISTS sync_changelog_bucket_seq ON {Changelog} (bucket_id, seq);
-            CREATE TABLE IF NOT EXISTS {BucketEdges} (
-                table_name  text        NOT NULL,
-                record_id   text        NOT NULL,
-                bucket_id   text        NOT NULL,
-                checksum    bigint      NOT NULL,
-                lsn         pg_lsn      NOT NULL,
-                updated_at  timestamptz NOT NULL DEFAULT now(),
-                PRIMARY KEY (table_name, record_id, bucket_id)
-            );
-            CREATE INDEX IF NOT EXISTS sync_bucket_edges_bucket ON {BucketEdges} (bucket_id);
-            CREATE TABLE IF NOT EXISTS {RuleFailures} (
-                id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                table_name  text        NOT NULL,
-                record_id   text        NOT NULL,
-                operation   smallint    NOT NULL,
-                commit_lsn  pg_lsn      NOT NULL,
-                change_idx  integer     NOT NULL,
-                error       text        NOT NULL,
-                payload     jsonb       NOT NULL,
-                created_at  timestamptz NOT NULL DEFAULT now(),
-                CONSTRAINT sync_rule_failures_idempotency UNIQUE (commit_lsn, change_idx)
-            );
-            CREATE TABLE IF NOT EXISTS {WalPosition} (
-                slot_name     text        PRIMARY KEY,
-                confirmed_lsn pg_lsn      NOT NULL,
-                updated_at    timestamptz NOT NULL DEFAULT now()
-            );
-            CREATE TABLE IF NOT EXISTS {Runs} (
-                source      text        PRIMARY KEY,
-                epoch       bigint      NOT NULL,
-                started_at  timestamptz NOT NULL DEFAULT now()
-            );
-            CREATE TABLE IF NOT EXISTS {ApplyHolds} (
-                source      text        PRIMARY KEY,
-                table_name  text        NOT NULL,
-                batch       bigint      NOT NULL,
-                part        integer     NOT NULL,
-                commit_lsn  pg_lsn      NOT NULL,
-                error       text        NOT NULL,
-                attempts    integer     NOT NULL,
-                since       timestamptz NOT NULL DEFAULT now(),
-                updated_at  timestamptz NOT NULL DEFAULT now()
-            );
-            CREATE TABLE IF NOT EXISTS {RecordPositions} (
-                table_name  text    NOT NULL,
-                record_id   text    NOT NULL,
-                commit_lsn  pg_lsn  NOT NULL,
-                change_idx  integer NOT NULL,
-                PRIMARY KEY (table_name, record_id)
-            );
-            """;
+        command.CommandText = "SELECT pg_advisory_xact_lock(hashtext('synchro:migrations'));\n" + MigrationSql();
         await command.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
+
+    private string MigrationSql() =>
+        $"""
+        CREATE SCHEMA IF NOT EXISTS {Schema};
+
+        CREATE TABLE IF NOT EXISTS {Changelog} (
+            seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            bucket_id   text        NOT NULL,
+            table_name  text        NOT NULL,
+            record_id   text        NOT NULL,
+            operation   smallint    NOT NULL,
+            created_at  timestamptz NOT NULL DEFAULT now()
+        );
+        -- The change that wrote the row; NULL only in rows a synchro server wrote before the bridge.
+        ALTER TABLE {Changelog} ADD COLUMN IF NOT EXISTS commit_lsn pg_lsn, ADD COLUMN IF NOT EXISTS change_idx integer;
+        {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{Changelog}'::regclass AND conname = 'sync_changelog_once')",
+            $"ALTER TABLE {Changelog} DROP CONSTRAINT IF EXISTS sync_changelog_idempotency; " +
+            // One change writes a (bucket, record) row once: a cascade moves records of several tables, a TRUNCATE many records.
+            $"ALTER TABLE {Changelog} ADD CONSTRAINT sync_changelog_once UNIQUE (commit_lsn, change_idx, bucket_id, table_name, record_id);")}
+        {EnsureIndex(Changelog, "sync_changelog_bucket_seq", "bucket_id", "seq")}
+        {EnsureIndex(Changelog, "sync_changelog_record", "table_name", "record_id")}
+
+        CREATE TABLE IF NOT EXISTS {BucketEdges} (
+            table_name  text        NOT NULL,
+            record_id   text        NOT NULL,
+            bucket_id   text        NOT NULL,
+            checksum    integer,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (table_name, record_id, bucket_id)
+        );
+        ALTER TABLE {BucketEdges} ADD COLUMN IF NOT EXISTS lsn pg_lsn;
+        -- Earlier bridge versions wrote a 64-bit checksum of another form: it cannot be converted, so it is cleared (the next change of the record writes it).
+        {Conditional($"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{BucketEdges}'::regclass AND attname = 'checksum' AND atttypid = 'bigint'::regtype)",
+            $"ALTER TABLE {BucketEdges} ALTER COLUMN checksum DROP NOT NULL, ALTER COLUMN checksum TYPE integer USING NULL;")}
+        DROP INDEX IF EXISTS {Schema}.sync_bucket_edges_bucket;
+        {EnsureIndex(BucketEdges, "sync_bucket_edges_bucket_record", "bucket_id", "table_name", "record_id")}
+
+        CREATE TABLE IF NOT EXISTS {RuleFailures} (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            table_name  text        NOT NULL,
+            record_id   text        NOT NULL,
+            operation   smallint    NOT NULL,
+            error_text  text        NOT NULL,
+            payload     jsonb,
+            created_at  timestamptz NOT NULL DEFAULT now()
+        );
+        {Conditional($"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{RuleFailures}'::regclass AND attname = 'error' AND NOT attisdropped)",
+            $"ALTER TABLE {RuleFailures} RENAME COLUMN error TO error_text; ALTER TABLE {RuleFailures} ALTER COLUMN payload DROP NOT NULL;")}
+        ALTER TABLE {RuleFailures}
+            ADD COLUMN IF NOT EXISTS commit_lsn pg_lsn,
+            ADD COLUMN IF NOT EXISTS change_idx integer,
+            ADD COLUMN IF NOT EXISTS resolved_at timestamptz,
+            ADD COLUMN IF NOT EXISTS resolution text;
+        {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{RuleFailures}'::regclass AND conname = 'sync_rule_failures_idempotency')",
+            $"ALTER TABLE {RuleFailures} ADD CONSTRAINT sync_rule_failures_idempotency UNIQUE (commit_lsn, change_idx);")}
+        {EnsureIndex(RuleFailures, "sync_rule_failures_created_at", "created_at")}
+        CREATE INDEX IF NOT EXISTS sync_rule_failures_open ON {RuleFailures} (table_name, record_id) WHERE resolved_at IS NULL;
+
+        CREATE TABLE IF NOT EXISTS {WalPosition} (
+            slot_name     text        PRIMARY KEY,
+            confirmed_lsn bigint      NOT NULL,
+            updated_at    timestamptz NOT NULL DEFAULT now()
+        );
+        {Conditional($"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{WalPosition}'::regclass AND attname = 'confirmed_lsn' AND atttypid = 'pg_lsn'::regtype)",
+            $"ALTER TABLE {WalPosition} ALTER COLUMN confirmed_lsn TYPE bigint USING (confirmed_lsn - '0/0'::pg_lsn)::bigint;")}
+
+        CREATE TABLE IF NOT EXISTS {Runs} (
+            source      text        PRIMARY KEY,
+            epoch       bigint      NOT NULL,
+            started_at  timestamptz NOT NULL DEFAULT now()
+        );
+        -- The last change the bucket consumer applied for the source: everything up to it is a replay.
+        ALTER TABLE {Runs} ADD COLUMN IF NOT EXISTS applied_commit_lsn pg_lsn, ADD COLUMN IF NOT EXISTS applied_change_idx integer;
+
+        CREATE TABLE IF NOT EXISTS {ApplyHolds} (
+            source      text        PRIMARY KEY,
+            table_name  text        NOT NULL,
+            batch       bigint      NOT NULL,
+            part        integer     NOT NULL,
+            commit_lsn  pg_lsn      NOT NULL,
+            error       text        NOT NULL,
+            attempts    integer     NOT NULL,
+            since       timestamptz NOT NULL DEFAULT now(),
+            updated_at  timestamptz NOT NULL DEFAULT now()
+        );
+
+        CREATE TABLE IF NOT EXISTS {RecordPositions} (
+            table_name  text    NOT NULL,
+            record_id   text    NOT NULL,
+            commit_lsn  pg_lsn  NOT NULL,
+            change_idx  integer NOT NULL,
+            PRIMARY KEY (table_name, record_id)
+        );
+        {Conditional($"NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{RecordPositions}'::regclass AND attname = 'removed')",
+            // Earlier versions kept each table's last TRUNCATE under an empty record id; the applied position in sync_runs replaces it.
+            $"DELETE FROM {RecordPositions} WHERE record_id = ''; " +
+            $"ALTER TABLE {RecordPositions} ADD COLUMN removed boolean NOT NULL DEFAULT false, ADD COLUMN checksum integer, ADD COLUMN parent_table text, ADD COLUMN parent_record_id text;")}
+        CREATE INDEX IF NOT EXISTS sync_record_positions_parent ON {RecordPositions} (parent_table, parent_record_id) WHERE parent_table IS NOT NULL;
+        """;
+
+    private static string Conditional(string condition, string statements) =>
+        $"DO $migrate$ BEGIN IF {condition} THEN {statements} END IF; END $migrate$;";
+
+    /// <summary>Creates the index unless one on exactly these columns exists already (a synchro server's, under its own name).</summary>
+    private static string EnsureIndex(string table, string name, params string[] columns) =>
+        Conditional(
+            $"""
+            NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = '{table}'::regclass AND i.indpred IS NULL
+                AND ARRAY(SELECT a.attname::text FROM unnest(i.indkey::smallint[]) WITH ORDINALITY k(attnum, ord)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord)
+                    = ARRAY[{string.Join(", ", columns.Select(c => $"'{c}'"))}])
+            """,
+            $"CREATE INDEX {name} ON {table} ({string.Join(", ", columns)});");
 }

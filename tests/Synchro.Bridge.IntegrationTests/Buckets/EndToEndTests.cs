@@ -34,24 +34,24 @@ public sealed class EndToEndTests
     }
 
     [Fact]
-    public async Task a_change_set_delivered_twice_leaves_the_sidecar_tables_identical()
+    public async Task a_batch_delivered_twice_leaves_the_sidecar_tables_identical()
     {
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync(TodosTable);
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.todos-copy", "*.public.todos");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.todos-copy", [], [], env.Source);
         await env.StartBridgeAsync(("todos", "user_id"));
 
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7, 'a'), (2, 8, 'b')");
         await env.ExecuteAsync("UPDATE todos SET user_id = 9 WHERE id = 1");
-        await Eventually.Until(() => Task.FromResult(subscriber.Confirmations.Count >= subscriber.Received.Count && !subscriber.Received.IsEmpty), "every change set confirmed");
+        await Eventually.Until(() => Task.FromResult(subscriber.Confirmations.Count >= subscriber.Batches.Count && !subscriber.Batches.IsEmpty), "every batch confirmed");
         await Eventually.Until(env.ChangelogAsync, rows => rows.Count == 4, "four changelog rows");
         var tablesBefore = await SidecarSnapshotAsync(env);
 
-        var first = subscriber.Received.First();
+        var first = subscriber.Batches.First();
         await subscriber.Publisher.Publish(first);
         await Eventually.Until(
-            () => Task.FromResult(subscriber.Confirmations.Count(c => c.RunId == first.RunId && c.BatchSequence == first.BatchSequence && c.PartIndex == first.PartIndex)),
-            count => count == 2, "the duplicate change set confirmed");
+            () => Task.FromResult(subscriber.Confirmations.Count(c => c.RunId == first.RunId && c.BatchSequence == first.BatchSequence)),
+            count => count == 2, "the duplicate batch confirmed");
 
         Assert.Equal(tablesBefore, await SidecarSnapshotAsync(env));
         Assert.Equal(["user:7|todos|1|1", "user:8|todos|2|1", "user:9|todos|1|1", "user:7|todos|1|3"], await env.ChangelogAsync());

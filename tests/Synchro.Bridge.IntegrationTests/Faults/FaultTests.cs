@@ -328,7 +328,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await scenario.WaitForSlotHeldAsync(bridge);
         await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 1, transactionsPerClient: 50, seed: 13, CancellationToken.None);
         await scenario.WaitForCatchUpAsync(bridge, CatchUp);
-        var stored = await scenario.Env.ScalarAsync<string>($"SELECT confirmed_lsn::text FROM sync_wal_position WHERE slot_name = '{scenario.Env.Name}'");
+        var stored = await scenario.Env.ScalarAsync<string>($"SELECT ('0/0'::pg_lsn + confirmed_lsn)::text FROM sync_wal_position WHERE slot_name = '{scenario.Env.Name}'");
         bridge.Kill();
         await scenario.Env.ExecuteAsync($"SELECT pg_drop_replication_slot('{scenario.Env.Name}')");
 

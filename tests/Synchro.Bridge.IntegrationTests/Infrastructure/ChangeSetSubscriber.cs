@@ -20,6 +20,9 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
 
     public ConcurrentQueue<ChangeSetApplied> Confirmations { get; } = new();
 
+    /// <summary>The batches the bucket consumer receives, when the subscriber was started with their source.</summary>
+    public ConcurrentQueue<ChangeBatch> Batches { get; } = new();
+
     public ConcurrentQueue<LogicalMessage> Messages { get; } = new();
 
     /// <summary>Every change received, in order of arrival.</summary>
@@ -30,7 +33,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
     public static Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] routingKeys) =>
         StartAsync(amqp, queue, routingKeys, []);
 
-    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, string[] routingKeys, string[] messagePrefixes)
+    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, string[] routingKeys, string[] messagePrefixes, string? batchesOfSource = null)
     {
         ChangeSetSubscriber? subscriber = null;
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
@@ -56,6 +59,24 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
                     endpoint.Handler<LogicalMessage>(context =>
                     {
                         subscriber!.Messages.Enqueue(context.Message);
+                        return Task.CompletedTask;
+                    });
+                });
+            }
+
+            if (batchesOfSource is not null)
+            {
+                cfg.ReceiveEndpoint(queue + ".batches", endpoint =>
+                {
+                    endpoint.ConfigureConsumeTopology = false;
+                    endpoint.Bind(WireNames.ChangeBatchExchange, binding =>
+                    {
+                        binding.ExchangeType = ExchangeType.Direct;
+                        binding.RoutingKey = batchesOfSource;
+                    });
+                    endpoint.Handler<ChangeBatch>(context =>
+                    {
+                        subscriber!.Batches.Enqueue(context.Message);
                         return Task.CompletedTask;
                     });
                 });

@@ -35,6 +35,9 @@ internal sealed class TestEnvironment : IAsyncDisposable
 
     public Uri AmqpUri { get; }
 
+    /// <summary>The bridge's source name here (the default: database-slot).</summary>
+    public string Source => Name + "-" + Name;
+
     public static async Task<TestEnvironment> CreateAsync([CallerMemberName] string test = "")
     {
         var environment = new TestEnvironment(NameFor(test));

@@ -58,13 +58,13 @@ public sealed class CaptureTests
 
         var fullRow = (await env.RowsAsync("SELECT id::text, user_id::text, title, body FROM docs")).Single().Split('|');
         Assert.Equal(102_400, fullRow[3].Length);
-        var expectedChecksum = EdgeDiffPlanner.Checksum(
+        var expectedChecksum = RowJson.Checksum(
         [
             ColumnValue.Of("id", "bigint", fullRow[0]), ColumnValue.Of("user_id", "bigint", fullRow[1]),
             ColumnValue.Of("title", "text", fullRow[2]), ColumnValue.Of("body", "text", fullRow[3]),
         ]);
         await Eventually.Until(() => env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n == 1, "the update applied");
-        Assert.Equal(expectedChecksum, await env.ScalarAsync<long>("SELECT checksum FROM sync_bucket_edges WHERE record_id = '1'"));
+        Assert.Equal(expectedChecksum, await env.ScalarAsync<int>("SELECT checksum FROM sync_bucket_edges WHERE record_id = '1'"));
         Assert.Equal(["user:7|docs|1|1"], await env.ChangelogAsync());
     }
 

@@ -3,6 +3,8 @@ using MassTransit.Testing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Synchro.Bridge.Buckets;
+using Synchro.Bridge.Buckets.Rules;
+using Synchro.Bridge.Replication;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Sources;
@@ -40,7 +42,7 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
         _services = new ServiceCollection()
             .AddSingleton(Options.Create(options))
             .AddSingleton<ISidecarStore>(_store)
-            .AddSingleton(new BucketRuleSet(options.Tables))
+            .AddSingleton(Rules())
             .AddSingleton(_source)
             .AddSingleton<IApplyHolds>(_holds)
             .AddSingleton(_status)
@@ -54,42 +56,48 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _services.DisposeAsync();
 
-    [Fact]
-    public async Task a_change_set_is_written_to_the_buckets_and_then_confirmed()
+    private static BucketRules Rules()
     {
-        var set = Set(Source, Insert(100, 0, 1, 7), Insert(100, 1, 2, null), Update(200, 0, 1, 8)) with { RunId = Guid.NewGuid(), BatchSequence = 4, PartIndex = 1, PartCount = 2 };
-
-        await _harness.Bus.Publish(set);
-
-        Assert.True(await _harness.Published.Any<ChangeSetApplied>(m => m.Context.Message == new ChangeSetApplied(Source, set.RunId, 4, 1)));
-        Assert.Equal(
-            [("user:7", "1", ChangeOperation.Insert), ("global", "2", ChangeOperation.Insert), ("user:8", "1", ChangeOperation.Insert), ("user:7", "1", ChangeOperation.Delete)],
-            _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
-        Assert.Equal(["user:8"], _store.Edges["1"].Select(e => e.BucketId));
-        Assert.Equal(["global"], _store.Edges["2"].Select(e => e.BucketId));
+        var rules = new BucketRules();
+        rules.Load(new BucketRuleSet([new OwnerRule(new TableName("public", "todos"), "user_id", "user", GlobalWhenNull: true)], maxBucketsPerRow: 10));
+        return rules;
     }
 
     [Fact]
-    public async Task the_same_change_set_delivered_twice_is_confirmed_twice_and_written_once()
+    public async Task a_batch_is_written_to_the_buckets_in_commit_order_across_its_sets_and_then_confirmed()
     {
-        var set = Set(Source, Insert(100, 0, 1, 7));
+        var runId = Guid.NewGuid();
+        var batch = new ChangeBatch(Source, runId, 4, [Set(Source, Insert(100, 0, 1, 7), Update(200, 0, 1, 8)), Set(Source, Insert(100, 1, 2, null))]);
 
-        await _harness.Bus.Publish(set);
-        await _harness.Bus.Publish(set);
+        await _harness.Bus.Publish(batch);
+
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>(m => m.Context.Message == new ChangeSetApplied(Source, runId, 4, 0)));
+        Assert.Equal(
+            [("user:7", "1", ChangeOperation.Insert), ("global", "2", ChangeOperation.Insert), ("user:8", "1", ChangeOperation.Insert), ("user:7", "1", ChangeOperation.Delete)],
+            _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
+        Assert.Equal(["user:8"], _store.BucketsOf("todos", "1"));
+        Assert.Equal(["global"], _store.BucketsOf("todos", "2"));
+    }
+
+    [Fact]
+    public async Task the_same_batch_delivered_twice_is_confirmed_twice_and_written_once()
+    {
+        var batch = Batch(Insert(100, 0, 1, 7));
+
+        await _harness.Bus.Publish(batch);
+        await _harness.Bus.Publish(batch);
 
         // SelectAsync waits (up to the harness timeout) for the elements to arrive.
         Assert.Equal(2, await AsyncElementListExtensions.Count(AsyncElementListExtensions.Take(_harness.Published.SelectAsync<ChangeSetApplied>(), 2)));
-        Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
+        Assert.Equal(2, _harness.Consumed.Select<ChangeBatch>().Count());
         Assert.Equal([("user:7", "1", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
     }
 
     [Fact]
-    public async Task a_change_set_that_fails_deterministically_is_held_in_place_and_applied_once_the_cause_is_fixed()
+    public async Task a_batch_that_fails_deterministically_is_held_in_place_and_applied_once_the_cause_is_fixed()
     {
         _store.Poison = new InvalidOperationException("the sidecar write fails");
-        var set = Set(Source, Insert(100, 0, 1, 7)) with { BatchSequence = 3 };
-
-        await _harness.Bus.Publish(set);
+        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)) with { BatchSequence = 3 });
 
         // Retried in place (200 ms, 400 ms, ...): the hold is recorded with the reason, and nothing passes it.
         var hold = await WaitForAsync(async () => await _holds.ReadAsync(Source, CancellationToken.None) is { Attempts: >= 2 } h ? h : null);
@@ -106,7 +114,7 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
         Assert.Null(_status.Stall);
         // Once the harness is quiet: one confirmation, and no fault (nothing went to an error queue).
         Assert.Single(_harness.Published.Select<ChangeSetApplied>());
-        Assert.Empty(_harness.Published.Select<Fault<ChangeSet>>());
+        Assert.Empty(_harness.Published.Select<Fault<ChangeBatch>>());
     }
 
     [Fact]
@@ -114,7 +122,7 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     {
         _store.Poison = new Npgsql.NpgsqlException("connection lost", new IOException("reset"));
 
-        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)));
+        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)));
 
         await WaitForAsync(() => Task.FromResult(_status.Stall is { Transient: true, Hold.Attempts: >= 2 } stall ? stall : null));
         Assert.Null(await _holds.ReadAsync(Source, CancellationToken.None));
@@ -124,30 +132,32 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_change_set_of_a_superseded_run_is_skipped_without_confirmation()
+    public async Task a_batch_of_a_superseded_run_is_skipped_without_confirmation()
     {
         _store.LatestEpoch = 5;
-        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)) with { RunEpoch = 4 });
-        await _harness.Bus.Publish(Set(Source, Insert(200, 0, 2, 7)) with { RunEpoch = 5 });
+        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)) with { RunEpoch = 4 });
+        await _harness.Bus.Publish(Batch(Insert(200, 0, 2, 7)) with { RunEpoch = 5 });
 
         Assert.True(await _harness.Published.Any<ChangeSetApplied>());
-        Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
+        Assert.Equal(2, _harness.Consumed.Select<ChangeBatch>().Count());
         Assert.Single(_harness.Published.Select<ChangeSetApplied>());
         Assert.Equal([("user:7", "2", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
     }
 
     [Fact]
-    public async Task change_sets_of_another_database_under_our_source_name_are_not_applied_and_turn_health_red()
+    public async Task batches_of_another_database_under_our_source_name_are_not_applied_and_turn_health_red()
     {
-        await _harness.Bus.Publish(Set(Source, Insert(100, 0, 1, 7)), context => context.Headers.Set(SourceIdentity.OriginHeader, "7300000000000000002/app/" + Source));
-        await _harness.Bus.Publish(Set(Source, Insert(200, 0, 2, 8)), context => context.Headers.Set(SourceIdentity.OriginHeader, _source.Origin));
+        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)), context => context.Headers.Set(SourceIdentity.OriginHeader, "7300000000000000002/app/" + Source));
+        await _harness.Bus.Publish(Batch(Insert(200, 0, 2, 8)), context => context.Headers.Set(SourceIdentity.OriginHeader, _source.Origin));
 
         Assert.True(await _harness.Published.Any<ChangeSetApplied>());
-        Assert.Equal(2, _harness.Consumed.Select<ChangeSet>().Count());
+        Assert.Equal(2, _harness.Consumed.Select<ChangeBatch>().Count());
         Assert.Single(_harness.Published.Select<ChangeSetApplied>());
         Assert.Equal([("user:8", "2", ChangeOperation.Insert)], _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
         Assert.Equal("7300000000000000002/app/" + Source, _status.LastForeign?.Origin);
     }
+
+    private static ChangeBatch Batch(params RowChange[] changes) => new(Source, Guid.Empty, 0, [Set(Source, changes)]);
 
     private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
         where T : class

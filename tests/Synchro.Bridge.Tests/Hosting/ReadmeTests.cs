@@ -40,7 +40,11 @@ public sealed partial class ReadmeTests
         {
             var key = prefix + property.Name;
             var propertyType = property.PropertyType;
-            if (propertyType.IsGenericType && propertyType.GetGenericTypeDefinition() == typeof(List<>))
+            if (propertyType == typeof(List<string>))
+            {
+                yield return key + ":N";
+            }
+            else if (propertyType.IsGenericType && propertyType.GetGenericTypeDefinition() == typeof(List<>))
             {
                 foreach (var nested in Keys(propertyType.GetGenericArguments()[0], key + ":N:"))
                     yield return nested;

@@ -1,0 +1,82 @@
+using Npgsql;
+using Synchro.Bridge.Buckets.Rules;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Buckets;
+
+/// <summary>
+/// Calls the rule functions of a batch's changes inside the apply transaction: one statement per
+/// function for all its rows, values passed as parameters. When a call fails, the rows are called
+/// one by one, each in its own savepoint, so only the rows whose call fails become rule failures.
+/// </summary>
+internal static class RuleFunctions
+{
+    public static async Task<Dictionary<ChangePosition, RuleOutput>> EvaluateAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IEnumerable<StagedChange> changes, BucketRuleSet rules, CancellationToken cancellationToken)
+    {
+        var outputs = new Dictionary<ChangePosition, RuleOutput>();
+        var calls = changes
+            .Where(c => !BatchPlanner.IsRemoval(c.Change) && rules.For(c.Table) is FunctionRule)
+            .GroupBy(c => (FunctionRule)rules.For(c.Table));
+        foreach (var call in calls)
+        {
+            var rows = call.ToList();
+            await transaction.SaveAsync("rule_function", cancellationToken);
+            try
+            {
+                foreach (var (position, buckets) in await CallAsync(connection, call.Key, rows, cancellationToken))
+                    outputs[position] = new RuleOutput(buckets, null);
+                await transaction.ReleaseAsync("rule_function", cancellationToken);
+            }
+            catch (PostgresException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await transaction.RollbackAsync("rule_function", cancellationToken);
+                foreach (var row in rows)
+                    outputs[row.Position] = await CallOneAsync(connection, transaction, call.Key, row, cancellationToken);
+            }
+        }
+
+        return outputs;
+    }
+
+    private static async Task<RuleOutput> CallOneAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, FunctionRule rule, StagedChange row, CancellationToken cancellationToken)
+    {
+        await transaction.SaveAsync("rule_function_row", cancellationToken);
+        try
+        {
+            var output = await CallAsync(connection, rule, [row], cancellationToken);
+            await transaction.ReleaseAsync("rule_function_row", cancellationToken);
+            return new RuleOutput(output.GetValueOrDefault(row.Position, []), null);
+        }
+        catch (PostgresException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            await transaction.RollbackAsync("rule_function_row", cancellationToken);
+            return new RuleOutput([], $"{e.SqlState}: {e.MessageText}");
+        }
+    }
+
+    private static async Task<Dictionary<ChangePosition, List<string>>> CallAsync(NpgsqlConnection connection, FunctionRule rule, List<StagedChange> rows, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT r.ord, b.bucket
+            FROM unnest($2::integer[], $3::text[], $4::text[]::jsonb[], $5::text[]::jsonb[]) AS r(ord, operation, new_row, old_row)
+            LEFT JOIN LATERAL {rule.QuotedFunction}($1::text, r.operation, r.new_row, r.old_row) AS b(bucket) ON true
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = rule.Table.SidecarName });
+        command.Parameters.Add(new NpgsqlParameter { Value = Enumerable.Range(0, rows.Count).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Change.Operation == ChangeOperation.Insert ? "insert" : "update").ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => RowJson.Canonical(r.Change.NewRow!)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Change.OldRow is { } old ? RowJson.Canonical(old) : null).ToArray() });
+
+        var buckets = rows.ToDictionary(r => r.Position, _ => new List<string>());
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            if (!reader.IsDBNull(1))
+                buckets[rows[reader.GetInt32(0)].Position].Add(reader.GetString(1));
+        }
+
+        return buckets;
+    }
+}

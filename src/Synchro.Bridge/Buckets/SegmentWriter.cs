@@ -1,0 +1,278 @@
+using System.Text.Json;
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Bridge.Buckets.Rules;
+using Synchro.Bridge.Replication;
+using Synchro.Bridge.Sidecar;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Buckets;
+
+/// <summary>
+/// Writes planned segments and runs set-based steps inside the apply transaction. Changelog rows are
+/// inserted in planned order, after an exclusive lock that is held until commit: <c>seq</c> is taken
+/// in commit order, and no transaction can commit a lower <c>seq</c> after a higher one is visible,
+/// so a reader that pulls <c>seq &gt; checkpoint</c> never misses a row.
+/// </summary>
+internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables)
+{
+    private bool _changelogLocked;
+
+    /// <returns>Changelog rows written.</returns>
+    public async Task<int> WriteAsync(SegmentPlan plan, CancellationToken cancellationToken)
+    {
+        if (!plan.HasWrites)
+            return 0;
+        // No flush per batch: the position store commits synchronously in the same database before any
+        // LSN is acknowledged, and WAL is flushed in order, so this commit is durable by then.
+        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Command("SET LOCAL synchronous_commit = off") } };
+        var changelog = -1;
+        if (plan.Changelog.Count > 0)
+        {
+            LockChangelog(batch);
+            changelog = batch.BatchCommands.Count;
+            batch.BatchCommands.Add(Command(
+                $"""
+                INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
+                SELECT bucket_id, table_name, record_id, operation, commit_lsn, change_idx
+                FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[]::pg_lsn[], $6::integer[])
+                     WITH ORDINALITY AS c(bucket_id, table_name, record_id, operation, commit_lsn, change_idx, ord)
+                ORDER BY ord
+                ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+                """,
+                plan.Changelog.Select(c => c.BucketId).ToArray(),
+                plan.Changelog.Select(c => c.Table).ToArray(),
+                plan.Changelog.Select(c => c.RecordId).ToArray(),
+                plan.Changelog.Select(c => (short)c.Operation).ToArray(),
+                plan.Changelog.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
+                plan.Changelog.Select(c => c.ChangeIndex).ToArray()));
+        }
+
+        if (plan.Touched.Count > 0)
+            AddRecordWrites(batch, plan.Touched);
+        AddFailureWrites(batch, plan);
+        await batch.ExecuteNonQueryAsync(cancellationToken);
+        return changelog < 0 ? 0 : batch.BatchCommands[changelog].RecordsAffected;
+    }
+
+    /// <returns>Changelog rows written.</returns>
+    public async Task<int> RunAsync(SetBasedStep step, BucketRuleSet rules, CancellationToken cancellationToken)
+    {
+        await using var batch = new NpgsqlBatch(connection);
+        LockChangelog(batch);
+        var counted = new List<int>();
+        var lsn = new NpgsqlLogSequenceNumber(step.At.CommitLsn);
+        var table = step.Table.SidecarName;
+        switch (step)
+        {
+            case Cascade cascade:
+                counted.Add(batch.BatchCommands.Count);
+                batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $4 AND p.parent_record_id = $5"),
+                    lsn, step.At.ChangeIndex, cascade.Buckets.ToArray(), cascade.Root.Table, cascade.Root.RecordId));
+                break;
+
+            case Truncate:
+                if (rules.HasChildTables(step.Table))
+                {
+                    counted.Add(batch.BatchCommands.Count);
+                    batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $4"), lsn, step.At.ChangeIndex, Array.Empty<string>(), table));
+                }
+
+                counted.Add(batch.BatchCommands.Count);
+                batch.BatchCommands.Add(Command(
+                    $"""
+                    WITH logged AS (
+                        INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
+                        SELECT bucket_id, table_name, record_id, 3, $2, $3 FROM {tables.BucketEdges} WHERE table_name = $1
+                        ORDER BY record_id, bucket_id
+                        ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+                        RETURNING 1)
+                    SELECT count(*) FROM logged
+                    """, table, lsn, step.At.ChangeIndex));
+                batch.BatchCommands.Add(Command($"DELETE FROM {tables.BucketEdges} WHERE table_name = $1", table));
+                batch.BatchCommands.Add(Command($"DELETE FROM {tables.RecordPositions} WHERE table_name = $1", table));
+                batch.BatchCommands.Add(Command(
+                    $"UPDATE {tables.RuleFailures} SET resolved_at = now(), resolution = $4 WHERE table_name = $1 AND resolved_at IS NULL AND (commit_lsn, change_idx) < ($2, $3)",
+                    table, lsn, step.At.ChangeIndex, $"superseded by the TRUNCATE at {step.At}"));
+                break;
+        }
+
+        var rows = 0;
+        await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
+        for (var i = 0; i < batch.BatchCommands.Count; i++)
+        {
+            if (counted.Contains(i) && await reader.ReadAsync(cancellationToken))
+                rows += (int)reader.GetInt64(0);
+            await reader.NextResultAsync(cancellationToken);
+        }
+
+        return rows;
+    }
+
+    public static NpgsqlBatchCommand Command(string sql, params object?[] values)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var value in values)
+        {
+            // Npgsql infers every type here but pg_lsn, which must be named (arrays of it travel as text[]).
+            command.Parameters.Add(value is NpgsqlLogSequenceNumber
+                ? new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.PgLsn }
+                : new NpgsqlParameter { Value = value ?? DBNull.Value });
+        }
+
+        return command;
+    }
+
+    /// <summary>
+    /// Every live descendant of the roots (records whose parent link matches <paramref name="roots"/>,
+    /// then theirs, down the chain) moves to the buckets in $3: it leaves the others (deepest first)
+    /// and enters the new ones (shallowest first), with its stored checksum. Removed records are not
+    /// descended into: their subtrees are out of every bucket already. $1, $2: the change's position.
+    /// </summary>
+    private string MoveDescendantsSql(string roots) =>
+        $"""
+        WITH RECURSIVE d(table_name, record_id, depth) AS (
+            SELECT p.table_name, p.record_id, 1 FROM {tables.RecordPositions} p WHERE {roots} AND NOT p.removed
+            UNION ALL
+            SELECT p.table_name, p.record_id, d.depth + 1
+            FROM d JOIN {tables.RecordPositions} p ON p.parent_table = d.table_name AND p.parent_record_id = d.record_id
+            WHERE NOT p.removed
+        ),
+        moves AS (
+            SELECT 0 AS phase, -d.depth AS depth, d.table_name, d.record_id, e.bucket_id, 3 AS operation
+            FROM d JOIN {tables.BucketEdges} e USING (table_name, record_id) WHERE NOT (e.bucket_id = ANY($3::text[]))
+            UNION ALL
+            SELECT 1, d.depth, d.table_name, d.record_id, b.bucket_id, 1
+            FROM d CROSS JOIN unnest($3::text[]) AS b(bucket_id)
+            WHERE NOT EXISTS (SELECT 1 FROM {tables.BucketEdges} e WHERE e.table_name = d.table_name AND e.record_id = d.record_id AND e.bucket_id = b.bucket_id)
+        ),
+        logged AS (
+            INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
+            SELECT bucket_id, table_name, record_id, operation, $1, $2 FROM moves
+            ORDER BY phase, depth, table_name, record_id, bucket_id
+            ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+            RETURNING 1
+        ),
+        left_buckets AS (
+            DELETE FROM {tables.BucketEdges} e USING d
+            WHERE e.table_name = d.table_name AND e.record_id = d.record_id AND NOT (e.bucket_id = ANY($3::text[]))
+        ),
+        entered_buckets AS (
+            INSERT INTO {tables.BucketEdges} (table_name, record_id, bucket_id, checksum, lsn)
+            SELECT d.table_name, d.record_id, b.bucket_id, p.checksum, $1
+            FROM d JOIN {tables.RecordPositions} p USING (table_name, record_id) CROSS JOIN unnest($3::text[]) AS b(bucket_id)
+            ON CONFLICT (table_name, record_id, bucket_id) DO NOTHING
+        )
+        SELECT count(*) FROM logged
+        """;
+
+    private void LockChangelog(NpgsqlBatch batch)
+    {
+        if (_changelogLocked)
+            return;
+        batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:changelog:" + tables.Schema));
+        _changelogLocked = true;
+    }
+
+    private void AddRecordWrites(NpgsqlBatch batch, Dictionary<RecordKey, RecordState> touched)
+    {
+        var keys = touched.Keys.ToArray();
+        batch.BatchCommands.Add(Command(
+            $"DELETE FROM {tables.BucketEdges} e USING unnest($1::text[], $2::text[]) AS k(table_name, record_id) WHERE e.table_name = k.table_name AND e.record_id = k.record_id",
+            keys.Select(k => k.Table).ToArray(), keys.Select(k => k.RecordId).ToArray()));
+
+        var edges = touched.SelectMany(t => t.Value.Edges.Select(edge => (t.Key, Edge: edge))).ToArray();
+        if (edges.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"""
+                INSERT INTO {tables.BucketEdges} (table_name, record_id, bucket_id, checksum, lsn)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[]::pg_lsn[])
+                """,
+                edges.Select(e => e.Key.Table).ToArray(),
+                edges.Select(e => e.Key.RecordId).ToArray(),
+                edges.Select(e => e.Edge.BucketId).ToArray(),
+                edges.Select(e => e.Edge.Checksum).ToArray(),
+                edges.Select(e => Lsn.Format(e.Edge.Lsn)).ToArray()));
+        }
+
+        var live = touched.Where(t => t.Value.Exists).ToArray();
+        if (live.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"""
+                INSERT INTO {tables.RecordPositions} (table_name, record_id, commit_lsn, change_idx, removed, checksum, parent_table, parent_record_id)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[]::pg_lsn[], $4::integer[], $5::boolean[], $6::integer[], $7::text[], $8::text[])
+                ON CONFLICT (table_name, record_id) DO UPDATE SET commit_lsn = excluded.commit_lsn, change_idx = excluded.change_idx,
+                    removed = excluded.removed, checksum = excluded.checksum, parent_table = excluded.parent_table, parent_record_id = excluded.parent_record_id
+                """,
+                live.Select(t => t.Key.Table).ToArray(),
+                live.Select(t => t.Key.RecordId).ToArray(),
+                live.Select(t => Lsn.Format(t.Value.Position!.Value.CommitLsn)).ToArray(),
+                live.Select(t => t.Value.Position!.Value.ChangeIndex).ToArray(),
+                live.Select(t => t.Value.Removed).ToArray(),
+                live.Select(t => t.Value.Checksum).ToArray(),
+                live.Select(t => t.Value.Parent?.Table).ToArray(),
+                live.Select(t => t.Value.Parent?.RecordId).ToArray()));
+        }
+
+        // A deleted record needs no position: everything up to the source's applied position is a replay.
+        var deleted = touched.Where(t => !t.Value.Exists).Select(t => t.Key).ToArray();
+        if (deleted.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"DELETE FROM {tables.RecordPositions} p USING unnest($1::text[], $2::text[]) AS k(table_name, record_id) WHERE p.table_name = k.table_name AND p.record_id = k.record_id",
+                deleted.Select(k => k.Table).ToArray(), deleted.Select(k => k.RecordId).ToArray()));
+        }
+    }
+
+    private void AddFailureWrites(NpgsqlBatch batch, SegmentPlan plan)
+    {
+        var fresh = plan.Failures.Where(f => f.StoredId is null).ToArray();
+        if (fresh.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"""
+                INSERT INTO {tables.RuleFailures} (table_name, record_id, operation, commit_lsn, change_idx, error_text, payload)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]::pg_lsn[], $5::integer[], $6::text[], $7::text[]::jsonb[])
+                ON CONFLICT ON CONSTRAINT sync_rule_failures_idempotency DO NOTHING
+                """,
+                fresh.Select(f => f.Table).ToArray(),
+                fresh.Select(f => f.RecordId).ToArray(),
+                fresh.Select(f => (short)f.Operation).ToArray(),
+                fresh.Select(f => Lsn.Format(f.CommitLsn)).ToArray(),
+                fresh.Select(f => f.ChangeIndex).ToArray(),
+                fresh.Select(f => f.Error).ToArray(),
+                fresh.Select(f => JsonSerializer.Serialize(f.Change)).ToArray()));
+        }
+
+        var stillFailing = plan.Failures.Where(f => f.StoredId is not null).ToArray();
+        if (stillFailing.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"UPDATE {tables.RuleFailures} f SET error_text = u.error_text FROM unnest($1::bigint[], $2::text[]) AS u(id, error_text) WHERE f.id = u.id",
+                stillFailing.Select(f => f.StoredId!.Value).ToArray(), stillFailing.Select(f => f.Error).ToArray()));
+        }
+
+        if (plan.Replayed.Count > 0)
+            batch.BatchCommands.Add(Command($"UPDATE {tables.RuleFailures} SET resolved_at = now(), resolution = 'replayed' WHERE id = ANY($1)", plan.Replayed.ToArray()));
+        if (plan.Obsolete.Count > 0)
+            batch.BatchCommands.Add(Command($"UPDATE {tables.RuleFailures} SET resolved_at = now(), resolution = 'the record changed after it' WHERE id = ANY($1)", plan.Obsolete.ToArray()));
+
+        if (plan.Applied.Count > 0)
+        {
+            // A later change of the record that applied makes its earlier failures history.
+            var applied = plan.Applied.ToArray();
+            batch.BatchCommands.Add(Command(
+                $"""
+                UPDATE {tables.RuleFailures} f SET resolved_at = now(), resolution = 'superseded by the change at ' || a.commit_lsn::text || '#' || a.change_idx
+                FROM unnest($1::text[], $2::text[], $3::text[]::pg_lsn[], $4::integer[]) AS a(table_name, record_id, commit_lsn, change_idx)
+                WHERE f.resolved_at IS NULL AND f.table_name = a.table_name AND f.record_id = a.record_id AND (f.commit_lsn, f.change_idx) < (a.commit_lsn, a.change_idx)
+                """,
+                applied.Select(a => a.Key.Table).ToArray(),
+                applied.Select(a => a.Key.RecordId).ToArray(),
+                applied.Select(a => Lsn.Format(a.Value.CommitLsn)).ToArray(),
+                applied.Select(a => a.Value.ChangeIndex).ToArray()));
+        }
+    }
+}
