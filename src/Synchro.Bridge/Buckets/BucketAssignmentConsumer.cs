@@ -68,16 +68,16 @@ public sealed class BucketAssignmentConsumer(
 
                 foreach (var failure in outcome.Failures)
                     BucketsLog.RuleFailed(logger, failure.Table, failure.RecordId, failure.Error);
-                BucketsLog.Applied(logger, batch.BatchSequence, tables, outcome.Changes, outcome.ChangelogRows, outcome.Skipped);
+                BucketsLog.Applied(logger, batch.BatchSequence, batch.PartIndex, tables, outcome.Changes, outcome.ChangelogRows, outcome.Skipped);
 
-                await context.Publish(new ChangeSetApplied(batch.Source, batch.RunId, batch.BatchSequence, 0), cancellationToken);
+                await context.Publish(new ChangeSetApplied(batch.Source, batch.RunId, batch.BatchSequence, batch.PartIndex), cancellationToken);
                 return;
             }
             catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
                 var transient = TransientFailures.IsTransient(e);
                 var firstLsn = batch.Sets.SelectMany(s => s.Changes).Select(c => c.CommitLsn).DefaultIfEmpty().Min();
-                hold = new ApplyHold(tables, batch.BatchSequence, 0, firstLsn, Describe(e), attempt, hold?.Since ?? time.GetUtcNow());
+                hold = new ApplyHold(tables, batch.BatchSequence, batch.PartIndex, firstLsn, Describe(e), attempt, hold?.Since ?? time.GetUtcNow());
                 status.Failing(new ApplyStall(hold, transient));
                 var delay = Backoff(attempt, transient ? MaxTransientDelay : MaxHeldDelay);
                 if (transient)
@@ -86,7 +86,7 @@ public sealed class BucketAssignmentConsumer(
                 }
                 else
                 {
-                    BucketsLog.Holding(logger, e, batch.BatchSequence, tables, new Lsn(firstLsn), hold.Error, delay.TotalSeconds);
+                    BucketsLog.Holding(logger, e, batch.BatchSequence, batch.PartIndex, tables, new Lsn(firstLsn), hold.Error, delay.TotalSeconds);
                     await RecordHoldAsync(hold, cancellationToken);
                 }
 
@@ -130,8 +130,8 @@ public sealed class BucketAssignmentConsumer(
 
 internal static partial class BucketsLog
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Applied batch {Batch} ({Tables}): {Changes} changes, {ChangelogRows} changelog rows, {Skipped} applied before")]
-    public static partial void Applied(ILogger logger, long batch, string tables, int changes, int changelogRows, int skipped);
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Debug, Message = "Applied batch {Batch} part {Part} ({Tables}): {Changes} changes, {ChangelogRows} changelog rows, {Skipped} applied before")]
+    public static partial void Applied(ILogger logger, long batch, int part, string tables, int changes, int changelogRows, int skipped);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Bucket rule failed for {Table} record {RecordId}: {Error}. The change is kept in sync_rule_failures (synchro-bridge failures list)")]
     public static partial void RuleFailed(ILogger logger, string table, string recordId, string error);
@@ -148,8 +148,8 @@ internal static partial class BucketsLog
     [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Cannot reach the database to apply changes of {Tables} ({Error}); retrying in {Seconds} s, later batches wait")]
     public static partial void Unreachable(ILogger logger, string tables, string error, double seconds);
 
-    [LoggerMessage(EventId = 2007, Level = LogLevel.Error, Message = "Holding batch {Batch} ({Tables}, commit LSN {Lsn}): {Error}. Later changes wait behind it; fix the cause, it is retried in {Seconds} s")]
-    public static partial void Holding(ILogger logger, Exception exception, long batch, string tables, Lsn lsn, string error, double seconds);
+    [LoggerMessage(EventId = 2007, Level = LogLevel.Error, Message = "Holding batch {Batch} part {Part} ({Tables}, commit LSN {Lsn}): {Error}. Later changes wait behind it; fix the cause, it is retried in {Seconds} s")]
+    public static partial void Holding(ILogger logger, Exception exception, long batch, int part, string tables, Lsn lsn, string error, double seconds);
 
     [LoggerMessage(EventId = 2008, Level = LogLevel.Information, Message = "Applied the held batch ({Tables}) after {Attempts} attempts; resuming")]
     public static partial void Resumed(ILogger logger, string tables, int attempts);

@@ -18,19 +18,23 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
 {
     private bool _changelogLocked;
 
+    /// <summary>
+    /// Rows go to PostgreSQL in slices: each array parameter costs Npgsql buffers in proportion to its
+    /// length, so a few thousand rows in one statement would multiply the memory a batch takes.
+    /// </summary>
+    private const int RowsPerStatement = 1_000;
+
     /// <returns>Changelog rows written.</returns>
     public async Task<int> WriteAsync(SegmentPlan plan, CancellationToken cancellationToken)
     {
         if (!plan.HasWrites)
             return 0;
-        // No flush per batch: the position store commits synchronously in the same database before any
-        // LSN is acknowledged, and WAL is flushed in order, so this commit is durable by then.
-        await using var batch = new NpgsqlBatch(connection) { BatchCommands = { Command("SET LOCAL synchronous_commit = off") } };
-        var changelog = -1;
-        if (plan.Changelog.Count > 0)
+        var written = 0;
+        foreach (var slice in plan.Changelog.Chunk(RowsPerStatement))
         {
+            await using var batch = NewBatch();
             LockChangelog(batch);
-            changelog = batch.BatchCommands.Count;
+            var insert = batch.BatchCommands.Count;
             batch.BatchCommands.Add(Command(
                 $"""
                 INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
@@ -40,20 +44,45 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 ORDER BY ord
                 ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
                 """,
-                plan.Changelog.Select(c => c.BucketId).ToArray(),
-                plan.Changelog.Select(c => c.Table).ToArray(),
-                plan.Changelog.Select(c => c.RecordId).ToArray(),
-                plan.Changelog.Select(c => (short)c.Operation).ToArray(),
-                plan.Changelog.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
-                plan.Changelog.Select(c => c.ChangeIndex).ToArray()));
+                slice.Select(c => c.BucketId).ToArray(),
+                slice.Select(c => c.Table).ToArray(),
+                slice.Select(c => c.RecordId).ToArray(),
+                slice.Select(c => (short)c.Operation).ToArray(),
+                slice.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
+                slice.Select(c => c.ChangeIndex).ToArray()));
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+            written += batch.BatchCommands[insert].RecordsAffected;
         }
 
-        if (plan.Touched.Count > 0)
-            AddRecordWrites(batch, plan.Touched);
-        AddFailureWrites(batch, plan);
-        await batch.ExecuteNonQueryAsync(cancellationToken);
-        return changelog < 0 ? 0 : batch.BatchCommands[changelog].RecordsAffected;
+        foreach (var slice in plan.Touched.Chunk(RowsPerStatement))
+        {
+            await using var batch = NewBatch();
+            AddRecordWrites(batch, slice);
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        foreach (var slice in plan.Applied.Chunk(RowsPerStatement))
+        {
+            await using var batch = NewBatch();
+            AddSupersededFailures(batch, slice);
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var batch = NewBatch())
+        {
+            AddFailureWrites(batch, plan);
+            if (batch.BatchCommands.Count > 1)
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        return written;
     }
+
+    /// <summary>
+    /// No flush per batch: the position store commits synchronously in the same database before any
+    /// LSN is acknowledged, and WAL is flushed in order, so this commit is durable by then.
+    /// </summary>
+    private NpgsqlBatch NewBatch() => new(connection) { BatchCommands = { Command("SET LOCAL synchronous_commit = off") } };
 
     /// <returns>Changelog rows written.</returns>
     public async Task<int> RunAsync(SetBasedStep step, BucketRuleSet rules, CancellationToken cancellationToken)
@@ -174,9 +203,9 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         _changelogLocked = true;
     }
 
-    private void AddRecordWrites(NpgsqlBatch batch, Dictionary<RecordKey, RecordState> touched)
+    private void AddRecordWrites(NpgsqlBatch batch, KeyValuePair<RecordKey, RecordState>[] touched)
     {
-        var keys = touched.Keys.ToArray();
+        var keys = touched.Select(t => t.Key).ToArray();
         batch.BatchCommands.Add(Command(
             $"DELETE FROM {tables.BucketEdges} e USING unnest($1::text[], $2::text[]) AS k(table_name, record_id) WHERE e.table_name = k.table_name AND e.record_id = k.record_id",
             keys.Select(k => k.Table).ToArray(), keys.Select(k => k.RecordId).ToArray()));
@@ -259,20 +288,18 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         if (plan.Obsolete.Count > 0)
             batch.BatchCommands.Add(Command($"UPDATE {tables.RuleFailures} SET resolved_at = now(), resolution = 'the record changed after it' WHERE id = ANY($1)", plan.Obsolete.ToArray()));
 
-        if (plan.Applied.Count > 0)
-        {
-            // A later change of the record that applied makes its earlier failures history.
-            var applied = plan.Applied.ToArray();
-            batch.BatchCommands.Add(Command(
-                $"""
-                UPDATE {tables.RuleFailures} f SET resolved_at = now(), resolution = 'superseded by the change at ' || a.commit_lsn::text || '#' || a.change_idx
-                FROM unnest($1::text[], $2::text[], $3::text[]::pg_lsn[], $4::integer[]) AS a(table_name, record_id, commit_lsn, change_idx)
-                WHERE f.resolved_at IS NULL AND f.table_name = a.table_name AND f.record_id = a.record_id AND (f.commit_lsn, f.change_idx) < (a.commit_lsn, a.change_idx)
-                """,
-                applied.Select(a => a.Key.Table).ToArray(),
-                applied.Select(a => a.Key.RecordId).ToArray(),
-                applied.Select(a => Lsn.Format(a.Value.CommitLsn)).ToArray(),
-                applied.Select(a => a.Value.ChangeIndex).ToArray()));
-        }
     }
+
+    /// <summary>A later change of the record that applied makes its earlier failures history.</summary>
+    private void AddSupersededFailures(NpgsqlBatch batch, KeyValuePair<RecordKey, ChangePosition>[] applied) =>
+        batch.BatchCommands.Add(Command(
+            $"""
+            UPDATE {tables.RuleFailures} f SET resolved_at = now(), resolution = 'superseded by the change at ' || a.commit_lsn::text || '#' || a.change_idx
+            FROM unnest($1::text[], $2::text[], $3::text[]::pg_lsn[], $4::integer[]) AS a(table_name, record_id, commit_lsn, change_idx)
+            WHERE f.resolved_at IS NULL AND f.table_name = a.table_name AND f.record_id = a.record_id AND (f.commit_lsn, f.change_idx) < (a.commit_lsn, a.change_idx)
+            """,
+            applied.Select(a => a.Key.Table).ToArray(),
+            applied.Select(a => a.Key.RecordId).ToArray(),
+            applied.Select(a => Lsn.Format(a.Value.CommitLsn)).ToArray(),
+            applied.Select(a => a.Value.ChangeIndex).ToArray()));
 }

@@ -50,8 +50,8 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
         {
             rabbit.ConfigureConsumeTopology = false;
             rabbit.SingleActiveConsumer = true;
-            // Enough to keep the consumer busy; more would only hold batches in memory.
-            rabbit.PrefetchCount = 2;
+            // Enough to keep the consumer busy; more would only hold parts in memory.
+            rabbit.PrefetchCount = 4;
             rabbit.Bind(WireNames.ChangeBatchExchange, binding =>
             {
                 binding.ExchangeType = ExchangeType.Direct;

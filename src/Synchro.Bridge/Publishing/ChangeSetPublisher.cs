@@ -6,9 +6,9 @@ using Synchro.Contracts;
 namespace Synchro.Bridge.Publishing;
 
 /// <summary>
-/// Publishes a batch and returns once the broker has confirmed it (publisher confirms): the whole
-/// batch as one <see cref="ChangeBatch"/> for the bucket consumer, and its change sets per table for
-/// subscribers. The batch is published mandatory: without a bucket queue bound for the source it is
+/// Publishes a batch and returns once the broker has confirmed it (publisher confirms): its parts in
+/// commit order across tables (<see cref="ChangeBatch"/>) for the bucket consumer, and its change
+/// sets per table for subscribers. The parts are published mandatory: without a bucket queue bound for the source it is
 /// an error (retried), never silently dropped by the broker. Change sets are not: a table nobody
 /// subscribes to is normal. Tables go out concurrently; the sets of one table one after the other,
 /// so a subscriber sees each table's changes in commit order. Everything carries the source's
@@ -16,15 +16,14 @@ namespace Synchro.Bridge.Publishing;
 /// </summary>
 internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity source)
 {
-    public Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
+    public async Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (batch.Parts.Count == 0)
-            return Task.CompletedTask;
-        var whole = new ChangeBatch(batch.Parts[0].Source, batch.Parts[0].RunId, batch.Sequence, batch.Parts) { RunEpoch = batch.Parts[0].RunEpoch };
-        return Task.WhenAll(
-            batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken))
-                .Prepend(PublishBatchAsync(whole, cancellationToken)));
+        // One after the other: one message body is being serialised at a time, and the consumer
+        // receives the parts in stream order.
+        foreach (var part in batch.BucketParts)
+            await PublishBatchAsync(part, cancellationToken);
+        await Task.WhenAll(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken)));
     }
 
     /// <summary>Publishes the batch's logical decoding messages, in stream order, each confirmed by the broker.</summary>

@@ -5,12 +5,15 @@ namespace Synchro.Bridge.Replication;
 
 /// <summary>A cut of the stream, ready to publish: its change sets and the LSN it lets us acknowledge.</summary>
 /// <param name="Sequence">Position of the batch in the run; acknowledgements follow this order.</param>
-/// <param name="Parts">Change sets, one table each.</param>
+/// <param name="Parts">Change sets, one table each, for subscribers.</param>
+/// <param name="BucketParts">The same changes in commit order across tables, cut into parts, for the bucket consumer; each part is confirmed.</param>
 /// <param name="AckLsn">End LSN of the last transaction this batch completes; null when it only carries a chunk of an open transaction.</param>
 /// <param name="Messages">Logical decoding messages to publish with the batch (of committed transactions, or non-transactional).</param>
 /// <param name="Bytes">Estimated bytes of the events in the batch (<see cref="DecodedEvent.Bytes"/>), given back to the budget once it is confirmed.</param>
 internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Parts, ulong? AckLsn, IReadOnlyList<LogicalMessage> Messages, long Bytes = 0)
 {
+    public IReadOnlyList<ChangeBatch> BucketParts { get; init; } = [];
+
     public int ChangeCount => Parts.Sum(p => p.Changes.Count);
 }
 
@@ -95,36 +98,51 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
             return null;
 
         var sequence = _nextSequence++;
+        // The latest shape names the key; a key that changes inside one batch is not supported.
+        var keyColumns = _pending.GroupBy(p => p.Relation.Table).ToDictionary(t => t.Key, t => t.Last().Relation.KeyColumns);
         var parts = new List<ChangeSet>();
         foreach (var table in _pending.GroupBy(p => p.Relation.Table))
         {
-            // The latest shape names the key; a key that changes inside one batch is not supported.
-            var keyColumns = table.Last().Relation.KeyColumns;
-            // A set ends at MaxChangesPerSet changes or MaxBytesPerSet bytes, and holds at least one change.
-            var slice = new List<RowChange>();
-            long sliceBytes = 0;
-            foreach (var (_, change, bytes) in table)
-            {
-                if (slice.Count > 0 && (slice.Count >= options.MaxChangesPerSet || sliceBytes + bytes > options.MaxBytesPerSet))
-                {
-                    parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
-                    slice = [];
-                    sliceBytes = 0;
-                }
-
-                slice.Add(change);
-                sliceBytes += bytes;
-            }
-
-            parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns, slice));
+            foreach (var slice in Slices(table))
+                parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns[table.Key], slice.Select(p => p.Change).ToList()));
         }
 
-        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes);
+        // For the bucket consumer, the same changes in stream order, cut the same way: each part is
+        // applied in its own transaction, after the parts before it.
+        var bucketParts = Slices(_pending).Select((slice, index) => new ChangeBatch(source, runId, sequence, index, 0,
+            slice.GroupBy(p => p.Relation.Table).Select(t => new ChangeSet(source, runId, sequence, index, 0, t.Key.Schema, t.Key.Name, keyColumns[t.Key], t.Select(p => p.Change).ToList())).ToList())).ToList();
+
+        var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes)
+        {
+            BucketParts = bucketParts.Select(p => p with { PartCount = bucketParts.Count }).ToList(),
+        };
         _pending.Clear();
         _messages.Clear();
         _completedEndLsn = null;
         _pendingBytes = 0;
         return batch;
+    }
+
+    /// <summary>A slice ends at MaxChangesPerSet changes or MaxBytesPerSet bytes, and holds at least one change.</summary>
+    private IEnumerable<List<(RelationSchema Relation, RowChange Change, long Bytes)>> Slices(IEnumerable<(RelationSchema Relation, RowChange Change, long Bytes)> changes)
+    {
+        var slice = new List<(RelationSchema Relation, RowChange Change, long Bytes)>();
+        long sliceBytes = 0;
+        foreach (var pending in changes)
+        {
+            if (slice.Count > 0 && (slice.Count >= options.MaxChangesPerSet || sliceBytes + pending.Bytes > options.MaxBytesPerSet))
+            {
+                yield return slice;
+                slice = [];
+                sliceBytes = 0;
+            }
+
+            slice.Add(pending);
+            sliceBytes += pending.Bytes;
+        }
+
+        if (slice.Count > 0)
+            yield return slice;
     }
 
     private void AddRow(RowChanged row)

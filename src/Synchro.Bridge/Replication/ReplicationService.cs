@@ -325,13 +325,17 @@ internal sealed class ReplicationService(
             // still queued are superseded. Taken once data flows: only then is the slot surely ours
             // (a standby that lost the race for it must not supersede the active run).
             epoch ??= await positionStore.BeginRunAsync(source.Name, cancellationToken);
-            batch = batch with { Parts = batch.Parts.Select(p => p with { RunEpoch = epoch.Value }).ToList() };
+            batch = batch with
+            {
+                Parts = batch.Parts.Select(p => p with { RunEpoch = epoch.Value }).ToList(),
+                BucketParts = batch.BucketParts.Select(p => p with { RunEpoch = epoch.Value }).ToList(),
+            };
         }
 
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
-        // The bucket consumer confirms a batch once, as a whole.
-        await tracker.RegisterAsync(batch.Sequence, batch.Parts.Count > 0 ? 1 : 0, batch.AckLsn, cancellationToken, batch.Bytes);
+        // The bucket consumer confirms each part of the batch.
+        await tracker.RegisterAsync(batch.Sequence, batch.BucketParts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
         return epoch;

@@ -193,7 +193,7 @@ public sealed class FaultTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task a_change_set_no_queue_is_bound_for_is_an_error_that_names_the_missing_queue_and_is_retried()
+    public async Task a_batch_no_queue_is_bound_for_is_an_error_that_names_the_missing_queue_and_is_retried()
     {
         await using var scenario = await FaultScenario.CreateAsync();
         var readerSettings = scenario.Settings();
@@ -205,7 +205,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         await MixedWorkload.RunAsync(scenario.ConnectionString, clients: 1, transactionsPerClient: 30, seed: 17, CancellationToken.None);
         var source = $"{scenario.Env.Name}-{scenario.Env.Name}";
         var (healthy, _) = await Eventually.Until(() => FaultScenario.HealthAsync(readerSettings),
-            h => h.Detail.Contains($"RabbitMQ has no queue bound for routing key {source}.public.items", StringComparison.Ordinal), "health to name the missing queue");
+            h => h.Detail.Contains($"RabbitMQ has no queue bound for source {source} on exchange synchro.change-batch", StringComparison.Ordinal), "health to name the missing queue");
         Assert.False(healthy);
         Assert.True(await scenario.Env.ConfirmedFlushLsnAsync() < await scenario.Env.CurrentWalLsnAsync(), "nothing unpublished may be acknowledged");
 
@@ -397,17 +397,17 @@ public sealed class FaultTests(ITestOutputHelper output)
         await first.AssertExactAsync();
         await second.AssertExactAsync();
 
-        // Each bucket queue is bound to its own source's tables only, never to '#'.
-        Assert.Equal([$"{first.Env.Name}-{first.Env.Name}.public.items"], await BucketQueueBindingsAsync(first.Env, $"{first.Env.Name}-{first.Env.Name}"));
-        Assert.Equal([$"{second.Env.Name}-{second.Env.Name}.public.items"], await BucketQueueBindingsAsync(first.Env, $"{second.Env.Name}-{second.Env.Name}"));
+        // Each bucket queue is bound to its own source's batches only.
+        Assert.Equal([first.Env.Source], await BucketQueueBindingsAsync(first.Env, first.Env.Source));
+        Assert.Equal([second.Env.Source], await BucketQueueBindingsAsync(first.Env, second.Env.Source));
     }
 
     private static async Task<List<string>> BucketQueueBindingsAsync(TestEnvironment env, string source)
     {
-        // MassTransit binds the queue to an exchange of its own name, and that exchange to the change-set exchange.
+        // MassTransit binds the queue to an exchange of its own name, and that exchange to the change-batch exchange.
         using var management = TestEnvironment.Management();
         var bindings = await management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
-            $"api/exchanges/{env.Name}/{Contracts.WireNames.ChangeSetExchange}/bindings/source");
+            $"api/exchanges/{env.Name}/{Contracts.WireNames.ChangeBatchExchange}/bindings/source");
         return bindings!.Where(b => b.GetProperty("destination").GetString() == $"synchro.{source}.bucket-assignment")
             .Select(b => b.GetProperty("routing_key").GetString()!).Order(StringComparer.Ordinal).ToList();
     }

@@ -77,7 +77,7 @@ internal sealed class RuleHarness : IAsyncDisposable
     /// <summary>Publishes the sets as one batch and waits for the consumer's confirmation.</summary>
     public async Task<ChangeBatch> ApplyAsync(params ChangeSet[] sets)
     {
-        var batch = new ChangeBatch(Source, RunId, Interlocked.Increment(ref _nextBatch), sets);
+        var batch = new ChangeBatch(Source, RunId, Interlocked.Increment(ref _nextBatch), 0, 1, sets);
         await RedeliverAsync(batch);
         return batch;
     }

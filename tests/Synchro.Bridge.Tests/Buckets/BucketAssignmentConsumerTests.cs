@@ -64,14 +64,14 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task a_batch_is_written_to_the_buckets_in_commit_order_across_its_sets_and_then_confirmed()
+    public async Task a_batch_part_is_written_to_the_buckets_in_commit_order_across_its_sets_and_then_confirmed()
     {
         var runId = Guid.NewGuid();
-        var batch = new ChangeBatch(Source, runId, 4, [Set(Source, Insert(100, 0, 1, 7), Update(200, 0, 1, 8)), Set(Source, Insert(100, 1, 2, null))]);
+        var batch = new ChangeBatch(Source, runId, 4, 1, 2, [Set(Source, Insert(100, 0, 1, 7), Update(200, 0, 1, 8)), Set(Source, Insert(100, 1, 2, null))]);
 
         await _harness.Bus.Publish(batch);
 
-        Assert.True(await _harness.Published.Any<ChangeSetApplied>(m => m.Context.Message == new ChangeSetApplied(Source, runId, 4, 0)));
+        Assert.True(await _harness.Published.Any<ChangeSetApplied>(m => m.Context.Message == new ChangeSetApplied(Source, runId, 4, 1)));
         Assert.Equal(
             [("user:7", "1", ChangeOperation.Insert), ("global", "2", ChangeOperation.Insert), ("user:8", "1", ChangeOperation.Insert), ("user:7", "1", ChangeOperation.Delete)],
             _store.Changelog.Select(c => (c.BucketId, c.RecordId, c.Operation)));
@@ -157,7 +157,7 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
         Assert.Equal("7300000000000000002/app/" + Source, _status.LastForeign?.Origin);
     }
 
-    private static ChangeBatch Batch(params RowChange[] changes) => new(Source, Guid.Empty, 0, [Set(Source, changes)]);
+    private static ChangeBatch Batch(params RowChange[] changes) => new(Source, Guid.Empty, 0, 0, 1, [Set(Source, changes)]);
 
     private static async Task<T> WaitForAsync<T>(Func<Task<T?>> probe)
         where T : class
