@@ -50,6 +50,10 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
         {
             rabbit.ConfigureConsumeTopology = false;
             rabbit.SingleActiveConsumer = true;
+            // Nothing may pile up in _skipped or _error queues for a person to purge. A part that cannot
+            // even be deserialised is dropped unconfirmed: the slot reader re-reads it after ConfirmationTimeout.
+            rabbit.DiscardSkippedMessages();
+            rabbit.DiscardFaultedMessages();
             // Enough to keep the consumer busy; more would only hold parts in memory.
             rabbit.PrefetchCount = 4;
             rabbit.Bind(WireNames.ChangeBatchExchange, binding =>

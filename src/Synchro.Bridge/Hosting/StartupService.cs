@@ -1,3 +1,4 @@
+using Synchro.Contracts;
 using Synchro.Bridge.Buckets.Rules;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -34,7 +35,15 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
         }
 
         if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
-            await BrokerProbe.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, cancellationToken);
+        {
+            var broker = new Uri(settings.RabbitMq.Uri);
+            await BrokerProbe.CheckAsync(broker, settings.RabbitMq.ConnectTimeout, cancellationToken);
+            if (settings.Roles.HasFlag(BridgeRoles.Buckets))
+            {
+                var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
+                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketAssignmentConsumerDefinition.QueueName(source.Name), WireNames.ChangeSetExchange, legacyKeys, cancellationToken);
+            }
+        }
     }
 
     private async Task MigrateAsync(string? role, CancellationToken cancellationToken)

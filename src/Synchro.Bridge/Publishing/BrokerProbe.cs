@@ -32,6 +32,32 @@ internal static class BrokerProbe
         }
     }
 
+    /// <summary>
+    /// Earlier versions bound the bucket queue's exchange to the change-set exchange (per table, or
+    /// <c>#</c>); the bucket consumer now takes batch parts only, so those bindings would fill the
+    /// queue with messages nobody consumes. Removing a binding that is not there changes nothing.
+    /// </summary>
+    public static async Task RemoveBindingsAsync(Uri uri, TimeSpan timeout, string destinationExchange, string sourceExchange, IEnumerable<string> routingKeys, CancellationToken cancellationToken)
+    {
+        var factory = new ConnectionFactory { Uri = uri, RequestedConnectionTimeout = timeout, AutomaticRecoveryEnabled = false, ClientProvidedName = "synchro-bridge start-up" };
+        await using var connection = await factory.CreateConnectionAsync(cancellationToken);
+        foreach (var key in routingKeys)
+        {
+            // A missing exchange closes the channel (404): then there is nothing to remove.
+            await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            try
+            {
+                await channel.ExchangeUnbindAsync(destinationExchange, sourceExchange, key, cancellationToken: cancellationToken);
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException e) when (e.ShutdownReason?.ReplyCode == 404)
+            {
+                return;
+            }
+        }
+
+        await connection.CloseAsync(cancellationToken);
+    }
+
     private static Exception Innermost(Exception e) => e.InnerException is null ? e : Innermost(e.InnerException);
 
     private static string Redacted(Uri uri) => new UriBuilder(uri) { Password = string.IsNullOrEmpty(uri.UserInfo) ? "" : "***" }.Uri.ToString();
