@@ -111,8 +111,8 @@ public sealed class BatchPlanner(BucketRuleSet rules, Dictionary<RecordKey, Reco
             edges.Add(new BucketEdge(bucket, checksum, change.CommitLsn));
         }
 
-        foreach (var left in current.Edges.Where(e => !after.Contains(e.BucketId, StringComparer.Ordinal)))
-            plan.Changelog.Add(new ChangelogEntry(left.BucketId, key.Table, key.RecordId, ChangeOperation.Delete, change.CommitLsn, change.ChangeIndex));
+        var leaves = current.Edges.Where(e => !after.Contains(e.BucketId, StringComparer.Ordinal))
+            .Select(left => new ChangelogEntry(left.BucketId, key.Table, key.RecordId, ChangeOperation.Delete, change.CommitLsn, change.ChangeIndex)).ToList();
 
         var updated = new RecordState
         {
@@ -132,10 +132,16 @@ public sealed class BatchPlanner(BucketRuleSet rules, Dictionary<RecordKey, Reco
         if (parent is { } link && !removal)
             StateOf(link).HasChildren = true;
 
-        var moved = current.Edges.Count != edges.Count || current.Edges.Any(e => !after.Contains(e.BucketId, StringComparer.Ordinal));
-        return moved && current.HasChildren && rules.HasChildTables(staged.Table)
-            ? new Cascade(staged.Table, key, after, staged.Position)
-            : null;
+        var moved = current.Edges.Count != edges.Count || leaves.Count > 0;
+        if (moved && current.HasChildren && rules.HasChildTables(staged.Table))
+        {
+            // In a bucket it leaves, the record goes after its descendants (a reader enforcing foreign
+            // keys never sees a child without its parent); in one it enters, before them.
+            return new Cascade(staged.Table, key, after, staged.Position, leaves);
+        }
+
+        plan.Changelog.AddRange(leaves);
+        return null;
     }
 
     private IReadOnlyList<string> Place(StagedChange staged, out RecordKey? parentKey)

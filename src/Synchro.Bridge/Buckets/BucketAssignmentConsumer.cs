@@ -66,6 +66,13 @@ public sealed class BucketAssignmentConsumer(
                     return;
                 }
 
+                if (outcome.PreviousMissing)
+                {
+                    // Unconfirmed: the slot reader's confirmation deadline ends its run, and the new run re-reads both parts.
+                    BucketsLog.PreviousMissing(logger, batch.BatchSequence, batch.PartIndex, new Lsn(batch.PreviousCommitLsn), batch.PreviousChangeIndex);
+                    return;
+                }
+
                 foreach (var failure in outcome.Failures)
                     BucketsLog.RuleFailed(logger, failure.Table, failure.RecordId, failure.Error);
                 BucketsLog.Applied(logger, batch.BatchSequence, batch.PartIndex, tables, outcome.Changes, outcome.ChangelogRows, outcome.Skipped);
@@ -144,6 +151,9 @@ internal static partial class BucketsLog
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "Skipped batch {Batch} of superseded run {Epoch}; the current run re-reads it")]
     public static partial void Superseded(ILogger logger, long epoch, long batch);
+
+    [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Batch {Batch} part {Part} follows change {Lsn}#{Index}, which was never applied here (a part was lost); it is not applied either, and the slot reader re-reads both")]
+    public static partial void PreviousMissing(ILogger logger, long batch, int part, Lsn lsn, int index);
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Cannot reach the database to apply changes of {Tables} ({Error}); retrying in {Seconds} s, later batches wait")]
     public static partial void Unreachable(ILogger logger, string tables, string error, double seconds);

@@ -26,6 +26,8 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         var (latestEpoch, appliedThrough) = await LockSourceAsync(connection, batch.Source, cancellationToken);
         if (batch.RunEpoch < latestEpoch)
             return new ApplyOutcome { Superseded = true };
+        if (batch.PreviousCommitLsn != 0 && appliedThrough is { } applied && applied < new ChangePosition(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
+            return new ApplyOutcome { PreviousMissing = true };
 
         var changes = new List<StagedChange>();
         foreach (var set in batch.Sets)
@@ -70,6 +72,8 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
                 continue;
 
             outcome.ChangelogRows += await writer.RunAsync(plan.Step, rules, cancellationToken);
+            if (plan.Step is Cascade { RootLeaves.Count: > 0 } cascade)
+                outcome.ChangelogRows += await writer.WriteChangelogAsync(cascade.RootLeaves, cancellationToken);
             // The step changed records of these tables in SQL: what the planner holds of them is stale.
             var stale = rules.DescendantTables(plan.Step.Table).Select(t => t.SidecarName).ToHashSet();
             if (plan.Step is Truncate)

@@ -8,9 +8,11 @@ namespace Synchro.Bridge.Buckets;
 /// A row as canonical JSON, and its checksum. The form is exact so any client can recompute it: one
 /// object, keys (column names) sorted by their UTF-8 bytes, no whitespace; each value is the column's
 /// text as PostgreSQL prints it (<see cref="ColumnValue.Text"/>) as a JSON string, or <c>null</c>;
-/// in strings <c>"</c> and <c>\</c> are escaped with a backslash and every character below U+0020 as
-/// <c>\u00xx</c> (lower-case hex), everything else is written as is, in UTF-8. A value PostgreSQL did
-/// not send and the bridge could not complete (<see cref="ColumnValueKind.UnchangedToast"/>) is left out.
+/// strings are escaped as Go's <c>encoding/json</c> writes them (what synchro's Go code does with a
+/// map of strings): <c>\"</c>, <c>\\</c>, <c>\n</c>, <c>\r</c>, <c>\t</c>, <c>\b</c>, <c>\f</c>, other
+/// characters below U+0020 and <c>&lt;</c>, <c>&gt;</c>, <c>&amp;</c>, U+2028, U+2029 as <c>\u00xx</c> /
+/// <c>\u2028</c> (lower-case hex), everything else as is, in UTF-8. A value PostgreSQL did not send and
+/// the bridge could not complete (<see cref="ColumnValueKind.UnchangedToast"/>) is left out.
 /// </summary>
 public static class RowJson
 {
@@ -42,8 +44,9 @@ public static class RowJson
     private static void AppendString(StringBuilder json, string text)
     {
         json.Append('"');
-        foreach (var c in text)
+        for (var i = 0; i < text.Length; i++)
         {
+            var c = text[i];
             switch (c)
             {
                 case '"':
@@ -52,8 +55,30 @@ public static class RowJson
                 case '\\':
                     json.Append("\\\\");
                     break;
-                case < ' ':
-                    json.Append("\\u00").Append(((int)c).ToString("x2", System.Globalization.CultureInfo.InvariantCulture));
+                case '\n':
+                    json.Append("\\n");
+                    break;
+                case '\r':
+                    json.Append("\\r");
+                    break;
+                case '\t':
+                    json.Append("\\t");
+                    break;
+                case '\b':
+                    json.Append("\\b");
+                    break;
+                case '\f':
+                    json.Append("\\f");
+                    break;
+                case < ' ' or '<' or '>' or '&' or '\u2028' or '\u2029':
+                    json.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
+                    break;
+                case >= '\ud800' and <= '\udbff' when i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]):
+                    json.Append(c).Append(text[++i]);
+                    break;
+                case >= '\ud800' and <= '\udfff':
+                    // A lone surrogate is not text: Go writes the replacement character.
+                    json.Append("\\ufffd");
                     break;
                 default:
                     json.Append(c);

@@ -28,7 +28,7 @@ internal static class RuleFunctions
                     outputs[position] = new RuleOutput(buckets, null);
                 await transaction.ReleaseAsync("rule_function", cancellationToken);
             }
-            catch (PostgresException) when (!cancellationToken.IsCancellationRequested)
+            catch (PostgresException e) when (!cancellationToken.IsCancellationRequested && !IsRetryable(e))
             {
                 await transaction.RollbackAsync("rule_function", cancellationToken);
                 foreach (var row in rows)
@@ -48,12 +48,21 @@ internal static class RuleFunctions
             await transaction.ReleaseAsync("rule_function_row", cancellationToken);
             return new RuleOutput(output.GetValueOrDefault(row.Position, []), null);
         }
-        catch (PostgresException e) when (!cancellationToken.IsCancellationRequested)
+        catch (PostgresException e) when (!cancellationToken.IsCancellationRequested && !IsRetryable(e))
         {
             await transaction.RollbackAsync("rule_function_row", cancellationToken);
             return new RuleOutput([], $"{e.SqlState}: {e.MessageText}");
         }
     }
+
+    /// <summary>
+    /// Errors of the moment, not of the row (a deadlock, a serialization failure, a lock or statement
+    /// timeout, a shutdown): the whole part is retried instead of recording a rule failure a
+    /// fault-free run would not have.
+    /// </summary>
+    private static bool IsRetryable(PostgresException e) =>
+        e.IsTransient || e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+            or PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled || TransientFailures.IsTransient(e);
 
     private static async Task<Dictionary<ChangePosition, List<string>>> CallAsync(NpgsqlConnection connection, FunctionRule rule, List<StagedChange> rows, CancellationToken cancellationToken)
     {

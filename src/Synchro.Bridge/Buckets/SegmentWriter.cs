@@ -29,8 +29,37 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     {
         if (!plan.HasWrites)
             return 0;
+        var written = await WriteChangelogAsync(plan.Changelog, cancellationToken);
+        foreach (var slice in plan.Touched.Chunk(RowsPerStatement))
+        {
+            await using var batch = NewBatch();
+            AddRecordWrites(batch, slice);
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        // Failures first: a change later in the segment that placed the record supersedes them.
+        await using (var batch = NewBatch())
+        {
+            AddFailureWrites(batch, plan);
+            if (batch.BatchCommands.Count > 0)
+                await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        foreach (var slice in plan.Applied.Chunk(RowsPerStatement))
+        {
+            await using var batch = NewBatch();
+            AddSupersededFailures(batch, slice);
+            await batch.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        return written;
+    }
+
+    /// <returns>Changelog rows written.</returns>
+    public async Task<int> WriteChangelogAsync(IReadOnlyList<ChangelogEntry> changelog, CancellationToken cancellationToken)
+    {
         var written = 0;
-        foreach (var slice in plan.Changelog.Chunk(RowsPerStatement))
+        foreach (var slice in changelog.Chunk(RowsPerStatement))
         {
             await using var batch = NewBatch();
             LockChangelog(batch);
@@ -54,35 +83,15 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             written += batch.BatchCommands[insert].RecordsAffected;
         }
 
-        foreach (var slice in plan.Touched.Chunk(RowsPerStatement))
-        {
-            await using var batch = NewBatch();
-            AddRecordWrites(batch, slice);
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        foreach (var slice in plan.Applied.Chunk(RowsPerStatement))
-        {
-            await using var batch = NewBatch();
-            AddSupersededFailures(batch, slice);
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        await using (var batch = NewBatch())
-        {
-            AddFailureWrites(batch, plan);
-            if (batch.BatchCommands.Count > 1)
-                await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         return written;
     }
 
     /// <summary>
-    /// No flush per batch: the position store commits synchronously in the same database before any
-    /// LSN is acknowledged, and WAL is flushed in order, so this commit is durable by then.
+    /// A statement batch of the apply transaction. The transaction commits synchronously (the server's
+    /// default): a changelog row a reader can see survives a PostgreSQL crash, so its seq is never
+    /// issued again to another row.
     /// </summary>
-    private NpgsqlBatch NewBatch() => new(connection) { BatchCommands = { Command("SET LOCAL synchronous_commit = off") } };
+    private NpgsqlBatch NewBatch() => new(connection);
 
     /// <returns>Changelog rows written.</returns>
     public async Task<int> RunAsync(SetBasedStep step, BucketRuleSet rules, CancellationToken cancellationToken)
@@ -92,19 +101,23 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         var counted = new List<int>();
         var lsn = new NpgsqlLogSequenceNumber(step.At.CommitLsn);
         var table = step.Table.SidecarName;
+        // Only links the current rules make count: a table reconfigured away from its parent keeps stale links until its rows change.
+        var links = rules.All.OfType<ParentRule>().ToArray();
+        var children = links.Select(l => l.Table.SidecarName).ToArray();
+        var parents = links.Select(l => l.Parent.SidecarName).ToArray();
         switch (step)
         {
             case Cascade cascade:
                 counted.Add(batch.BatchCommands.Count);
-                batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $4 AND p.parent_record_id = $5"),
-                    lsn, step.At.ChangeIndex, cascade.Buckets.ToArray(), cascade.Root.Table, cascade.Root.RecordId));
+                batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6 AND p.parent_record_id = $7"),
+                    lsn, step.At.ChangeIndex, cascade.Buckets.ToArray(), children, parents, cascade.Root.Table, cascade.Root.RecordId));
                 break;
 
             case Truncate:
                 if (rules.HasChildTables(step.Table))
                 {
                     counted.Add(batch.BatchCommands.Count);
-                    batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $4"), lsn, step.At.ChangeIndex, Array.Empty<string>(), table));
+                    batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6"), lsn, step.At.ChangeIndex, Array.Empty<string>(), children, parents, table));
                 }
 
                 counted.Add(batch.BatchCommands.Count);
@@ -156,15 +169,19 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     /// Every live descendant of the roots (records whose parent link matches <paramref name="roots"/>,
     /// then theirs, down the chain) moves to the buckets in $3: it leaves the others (deepest first)
     /// and enters the new ones (shallowest first), with its stored checksum. Removed records are not
-    /// descended into: their subtrees are out of every bucket already. $1, $2: the change's position.
+    /// descended into: their subtrees are out of every bucket already. $1, $2: the change's position;
+    /// $4, $5: the (child table, parent table) pairs of the parent rules.
     /// </summary>
     private string MoveDescendantsSql(string roots) =>
         $"""
-        WITH RECURSIVE d(table_name, record_id, depth) AS (
-            SELECT p.table_name, p.record_id, 1 FROM {tables.RecordPositions} p WHERE {roots} AND NOT p.removed
+        WITH RECURSIVE ruled(table_name, parent_table) AS (SELECT * FROM unnest($4::text[], $5::text[])),
+        d(table_name, record_id, depth) AS (
+            SELECT p.table_name, p.record_id, 1 FROM {tables.RecordPositions} p JOIN ruled USING (table_name, parent_table)
+            WHERE {roots} AND NOT p.removed
             UNION ALL
             SELECT p.table_name, p.record_id, d.depth + 1
             FROM d JOIN {tables.RecordPositions} p ON p.parent_table = d.table_name AND p.parent_record_id = d.record_id
+                   JOIN ruled ON ruled.table_name = p.table_name AND ruled.parent_table = p.parent_table
             WHERE NOT p.removed
         ),
         moves AS (

@@ -77,7 +77,8 @@ public sealed class RecordState
 public abstract record SetBasedStep(TableName Table, ChangePosition At);
 
 /// <summary>Every live descendant of the record moves to the record's new buckets (none: it was removed).</summary>
-public sealed record Cascade(TableName Table, RecordKey Root, IReadOnlyList<string> Buckets, ChangePosition At) : SetBasedStep(Table, At);
+/// <param name="RootLeaves">The record's own deletes from the buckets it leaves, written after its descendants'.</param>
+public sealed record Cascade(TableName Table, RecordKey Root, IReadOnlyList<string> Buckets, ChangePosition At, IReadOnlyList<ChangelogEntry> RootLeaves) : SetBasedStep(Table, At);
 
 /// <summary>Every record of the table, and every live descendant of one, leaves every bucket.</summary>
 public sealed record Truncate(TableName Table, ChangePosition At) : SetBasedStep(Table, At);
@@ -114,6 +115,12 @@ public sealed class ApplyOutcome
 {
     /// <summary>The batch belongs to a run older than the source's latest one, which re-reads it: nothing was written.</summary>
     public bool Superseded { get; set; }
+
+    /// <summary>
+    /// The part before this one was never applied (it was lost, or dropped as undeliverable): applying
+    /// this one would move the applied position past it. Nothing was written; the slot reader re-reads both.
+    /// </summary>
+    public bool PreviousMissing { get; set; }
 
     public int Changes { get; set; }
 

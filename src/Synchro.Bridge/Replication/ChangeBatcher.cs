@@ -33,6 +33,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private ulong? _completedEndLsn;
     private long _nextSequence;
     private long _pendingBytes;
+    private RowChange? _lastInBucketParts;
 
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
     public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null;
@@ -109,8 +110,19 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
 
         // For the bucket consumer, the same changes in stream order, cut the same way: each part is
         // applied in its own transaction, after the parts before it.
-        var bucketParts = Slices(_pending).Select((slice, index) => new ChangeBatch(source, runId, sequence, index, 0,
-            slice.GroupBy(p => p.Relation.Table).Select(t => new ChangeSet(source, runId, sequence, index, 0, t.Key.Schema, t.Key.Name, keyColumns[t.Key], t.Select(p => p.Change).ToList())).ToList())).ToList();
+        var bucketParts = new List<ChangeBatch>();
+        foreach (var slice in Slices(_pending))
+        {
+            var sets = slice.GroupBy(p => p.Relation.Table)
+                .Select(t => new ChangeSet(source, runId, sequence, bucketParts.Count, 0, t.Key.Schema, t.Key.Name, keyColumns[t.Key], t.Select(p => p.Change).ToList())).ToList();
+            // Each part names the last change before it, so a consumer can tell when one went missing.
+            bucketParts.Add(new ChangeBatch(source, runId, sequence, bucketParts.Count, 0, sets)
+            {
+                PreviousCommitLsn = _lastInBucketParts?.CommitLsn ?? 0,
+                PreviousChangeIndex = _lastInBucketParts?.ChangeIndex ?? 0,
+            });
+            _lastInBucketParts = slice[^1].Change;
+        }
 
         var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes)
         {

@@ -65,7 +65,8 @@ public sealed class SidecarTables
             created_at  timestamptz NOT NULL DEFAULT now()
         );
         -- The change that wrote the row; NULL only in rows a synchro server wrote before the bridge.
-        ALTER TABLE {Changelog} ADD COLUMN IF NOT EXISTS commit_lsn pg_lsn, ADD COLUMN IF NOT EXISTS change_idx integer;
+        {EnsureColumn(Changelog, "commit_lsn", "pg_lsn")}
+        {EnsureColumn(Changelog, "change_idx", "integer")}
         {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{Changelog}'::regclass AND conname = 'sync_changelog_once')",
             $"ALTER TABLE {Changelog} DROP CONSTRAINT IF EXISTS sync_changelog_idempotency; " +
             // One change writes a (bucket, record) row once: a cascade moves records of several tables, a TRUNCATE many records.
@@ -81,11 +82,13 @@ public sealed class SidecarTables
             updated_at  timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (table_name, record_id, bucket_id)
         );
-        ALTER TABLE {BucketEdges} ADD COLUMN IF NOT EXISTS lsn pg_lsn;
+        {EnsureColumn(BucketEdges, "lsn", "pg_lsn")}
         -- Earlier bridge versions wrote a 64-bit checksum of another form: it cannot be converted, so it is cleared (the next change of the record writes it).
         {Conditional($"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{BucketEdges}'::regclass AND attname = 'checksum' AND atttypid = 'bigint'::regtype)",
             $"ALTER TABLE {BucketEdges} ALTER COLUMN checksum DROP NOT NULL, ALTER COLUMN checksum TYPE integer USING NULL;")}
-        DROP INDEX IF EXISTS {Schema}.sync_bucket_edges_bucket;
+        {Conditional($"EXISTS (SELECT 1 FROM pg_index i WHERE i.indexrelid = to_regclass('{Schema}.sync_bucket_edges_bucket') AND i.indkey::text = (SELECT attnum::text FROM pg_attribute WHERE attrelid = '{BucketEdges}'::regclass AND attname = 'bucket_id'))",
+            // Earlier versions' index on bucket_id alone; synchro's (bucket_id, table_name, record_id) serves the same reads.
+            $"DROP INDEX {Schema}.sync_bucket_edges_bucket;")}
         {EnsureIndex(BucketEdges, "sync_bucket_edges_bucket_record", "bucket_id", "table_name", "record_id")}
 
         CREATE TABLE IF NOT EXISTS {RuleFailures} (
@@ -99,15 +102,14 @@ public sealed class SidecarTables
         );
         {Conditional($"EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{RuleFailures}'::regclass AND attname = 'error' AND NOT attisdropped)",
             $"ALTER TABLE {RuleFailures} RENAME COLUMN error TO error_text; ALTER TABLE {RuleFailures} ALTER COLUMN payload DROP NOT NULL;")}
-        ALTER TABLE {RuleFailures}
-            ADD COLUMN IF NOT EXISTS commit_lsn pg_lsn,
-            ADD COLUMN IF NOT EXISTS change_idx integer,
-            ADD COLUMN IF NOT EXISTS resolved_at timestamptz,
-            ADD COLUMN IF NOT EXISTS resolution text;
+        {EnsureColumn(RuleFailures, "commit_lsn", "pg_lsn")}
+        {EnsureColumn(RuleFailures, "change_idx", "integer")}
+        {EnsureColumn(RuleFailures, "resolved_at", "timestamptz")}
+        {EnsureColumn(RuleFailures, "resolution", "text")}
         {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{RuleFailures}'::regclass AND conname = 'sync_rule_failures_idempotency')",
             $"ALTER TABLE {RuleFailures} ADD CONSTRAINT sync_rule_failures_idempotency UNIQUE (commit_lsn, change_idx);")}
         {EnsureIndex(RuleFailures, "sync_rule_failures_created_at", "created_at")}
-        CREATE INDEX IF NOT EXISTS sync_rule_failures_open ON {RuleFailures} (table_name, record_id) WHERE resolved_at IS NULL;
+        {Conditional($"to_regclass('{Schema}.sync_rule_failures_open') IS NULL", $"CREATE INDEX sync_rule_failures_open ON {RuleFailures} (table_name, record_id) WHERE resolved_at IS NULL;")}
 
         CREATE TABLE IF NOT EXISTS {WalPosition} (
             slot_name     text        PRIMARY KEY,
@@ -123,7 +125,8 @@ public sealed class SidecarTables
             started_at  timestamptz NOT NULL DEFAULT now()
         );
         -- The last change the bucket consumer applied for the source: everything up to it is a replay.
-        ALTER TABLE {Runs} ADD COLUMN IF NOT EXISTS applied_commit_lsn pg_lsn, ADD COLUMN IF NOT EXISTS applied_change_idx integer;
+        {EnsureColumn(Runs, "applied_commit_lsn", "pg_lsn")}
+        {EnsureColumn(Runs, "applied_change_idx", "integer")}
 
         CREATE TABLE IF NOT EXISTS {ApplyHolds} (
             source      text        PRIMARY KEY,
@@ -145,11 +148,17 @@ public sealed class SidecarTables
             PRIMARY KEY (table_name, record_id)
         );
         {Conditional($"NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{RecordPositions}'::regclass AND attname = 'removed')",
-            // Earlier versions kept each table's last TRUNCATE under an empty record id; the applied position in sync_runs replaces it.
-            $"DELETE FROM {RecordPositions} WHERE record_id = ''; " +
+            // Earlier versions kept each table's last TRUNCATE under an empty record id (the applied position in
+            // sync_runs replaces it) and a position for deleted records too: a record in no bucket is taken for deleted.
+            $"DELETE FROM {RecordPositions} p WHERE p.record_id = '' OR NOT EXISTS (SELECT 1 FROM {BucketEdges} e WHERE e.table_name = p.table_name AND e.record_id = p.record_id); " +
             $"ALTER TABLE {RecordPositions} ADD COLUMN removed boolean NOT NULL DEFAULT false, ADD COLUMN checksum integer, ADD COLUMN parent_table text, ADD COLUMN parent_record_id text;")}
-        CREATE INDEX IF NOT EXISTS sync_record_positions_parent ON {RecordPositions} (parent_table, parent_record_id) WHERE parent_table IS NOT NULL;
+        {Conditional($"to_regclass('{Schema}.sync_record_positions_parent') IS NULL", $"CREATE INDEX sync_record_positions_parent ON {RecordPositions} (parent_table, parent_record_id) WHERE parent_table IS NOT NULL;")}
         """;
+
+    /// <summary>Adds the column when missing. Checked in the catalog first: ALTER TABLE locks the table even when there is nothing to add.</summary>
+    private static string EnsureColumn(string table, string column, string type) =>
+        Conditional($"NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{table}'::regclass AND attname = '{column}' AND NOT attisdropped)",
+            $"ALTER TABLE {table} ADD COLUMN {column} {type};");
 
     private static string Conditional(string condition, string statements) =>
         $"DO $migrate$ BEGIN IF {condition} THEN {statements} END IF; END $migrate$;";

@@ -50,11 +50,13 @@ public sealed class RuleSemanticsTests
             Set("tasks", Insert(100, 1, 10, List(1))),
             Set("lists", Insert(100, 0, 1, Owner(7))));
 
-        // The root changes owner: the whole tree leaves user:7 (deepest first) and enters user:8 (top first).
+        // The root changes owner: the whole tree enters user:8 top first and leaves user:7 deepest first,
+        // so in each bucket a parent is there before its children and goes after them.
         await Step(bus,
-            ["user:8|lists|1|1", "user:7|lists|1|3",
+            ["user:8|lists|1|1",
              "user:7|comments|100|3", "user:7|comments|101|3", "user:7|tasks|10|3",
-             "user:8|tasks|10|1", "user:8|comments|100|1", "user:8|comments|101|1"],
+             "user:8|tasks|10|1", "user:8|comments|100|1", "user:8|comments|101|1",
+             "user:7|lists|1|3"],
             Set("lists", Update(200, 0, 1, Owner(8))));
 
         // A task moves to a list created in the same batch: it and its comments follow.
@@ -62,12 +64,13 @@ public sealed class RuleSemanticsTests
             Set("lists", Insert(300, 0, 2, Owner(9))),
             Set("tasks", Update(300, 1, 10, List(2))));
         Assert.Equal(
-            ["user:9|lists|2|1", "user:9|tasks|10|1", "user:8|tasks|10|3",
-             "user:8|comments|100|3", "user:8|comments|101|3", "user:9|comments|100|1", "user:9|comments|101|1"],
+            ["user:9|lists|2|1", "user:9|tasks|10|1",
+             "user:8|comments|100|3", "user:8|comments|101|3", "user:9|comments|100|1", "user:9|comments|101|1",
+             "user:8|tasks|10|3"],
             (await bus.ChangelogSinceAsync(0)).Skip(12).ToList());
 
         // A soft-deleted parent takes its descendants out of every bucket.
-        await Step(bus, ["user:9|lists|2|3", "user:9|comments|100|3", "user:9|comments|101|3", "user:9|tasks|10|3"],
+        await Step(bus, ["user:9|comments|100|3", "user:9|comments|101|3", "user:9|tasks|10|3", "user:9|lists|2|3"],
             Set("lists", Update(400, 0, 2, Owner(9), ("deleted_at", "2026-11-30 12:00:00+00"))));
 
         // A comment added meanwhile has a parent, but one in no bucket: no bucket, and no failure.
@@ -83,14 +86,14 @@ public sealed class RuleSemanticsTests
         // The parent's key changes (2 → 3): its old identity is deleted with its subtree, the new one
         // inserted; ON UPDATE CASCADE then re-points the task, which brings its comments along.
         await Step(bus,
-            ["user:9|lists|2|3", "user:9|comments|100|3", "user:9|comments|102|3", "user:9|tasks|10|3",
+            ["user:9|comments|100|3", "user:9|comments|102|3", "user:9|tasks|10|3", "user:9|lists|2|3",
              "user:9|lists|3|1",
              "user:9|tasks|10|1", "user:9|comments|100|1", "user:9|comments|102|1"],
             Set("lists", Delete(800, 0, 2), Insert(800, 1, 3, Owner(9))),
             Set("tasks", Update(800, 2, 10, List(3))));
 
         // Deleted and inserted again under another list: its comments, still pointing at it, come back with it.
-        await Step(bus, ["user:9|tasks|10|3", "user:9|comments|100|3", "user:9|comments|102|3"], Set("tasks", Delete(900, 0, 10)));
+        await Step(bus, ["user:9|comments|100|3", "user:9|comments|102|3", "user:9|tasks|10|3"], Set("tasks", Delete(900, 0, 10)));
         await Step(bus, ["user:8|tasks|10|1", "user:8|comments|100|1", "user:8|comments|102|1"], Set("tasks", Insert(1000, 0, 10, List(1))));
 
         Assert.Equal(
@@ -140,6 +143,38 @@ public sealed class RuleSemanticsTests
 
         Assert.Equal("superseded by the change at 0/12C#0", await bus.Env.ScalarAsync<string>("SELECT resolution FROM sync_rule_failures"));
         Assert.Equal(0, (await Resolve<RuleFailures>(bus).ReplayAsync(Source, bus.Rules, null, CancellationToken.None)).Changes);
+    }
+
+    [Fact]
+    public async Task a_failure_is_resolved_by_a_later_change_of_the_same_part_that_places_the_record()
+    {
+        await using var bus = await StartAsync(Tree, TreeTables);
+        await bus.ApplyAsync(Set("lists", Insert(100, 0, 1, Owner(7))));
+
+        await Step(bus, ["user:7|tasks|20|1", "user:7|comments|300|1"],
+            Set("comments", Insert(200, 0, 300, Task(20)), Update(200, 2, 300, Task(20))),
+            Set("tasks", Insert(200, 1, 20, List(1))));
+
+        Assert.Equal("superseded by the change at 0/C8#2", await bus.Env.ScalarAsync<string>("SELECT resolution FROM sync_rule_failures WHERE record_id = '300'"));
+    }
+
+    [Fact]
+    public async Task a_part_whose_predecessor_was_never_applied_is_neither_applied_nor_confirmed()
+    {
+        await using var bus = await StartAsync(Tree, TreeTables);
+        await bus.ApplyAsync(Set("lists", Insert(100, 0, 1, Owner(7))));
+
+        // The part with the change at 200#0 was lost; the next one names it as its predecessor.
+        var next = new Synchro.Contracts.ChangeBatch(Source, bus.RunId, bus.NextBatchSequence(), 1, 2, [Set("lists", Insert(300, 0, 2, Owner(8)))])
+        {
+            PreviousCommitLsn = 200,
+            PreviousChangeIndex = 0,
+        };
+        await bus.PublishAsync(next);
+
+        Assert.Equal(0, bus.Confirmations(next.BatchSequence));
+        Assert.Equal(["user:7|lists|1|1"], await bus.Env.ChangelogAsync());
+        Assert.Equal("0/64|0", (await bus.Env.RowsAsync("SELECT applied_commit_lsn, applied_change_idx FROM sync_runs")).Single());
     }
 
     private static T Resolve<T>(RuleHarness bus)

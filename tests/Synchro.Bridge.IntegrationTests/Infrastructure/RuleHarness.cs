@@ -82,6 +82,18 @@ internal sealed class RuleHarness : IAsyncDisposable
         return batch;
     }
 
+    /// <summary>Publishes a part and waits until the consumer has taken it, whether or not it confirms it.</summary>
+    public async Task PublishAsync(ChangeBatch batch)
+    {
+        await _harness.Bus.Publish(batch);
+        Assert.True(await _harness.Consumed.Any<ChangeBatch>(m => m.Context.Message.BatchSequence == batch.BatchSequence && m.Context.Message.PartIndex == batch.PartIndex));
+    }
+
+    /// <summary>Confirmations published for the batch so far.</summary>
+    public int Confirmations(long batchSequence) => _harness.Published.Select<ChangeSetApplied>(m => m.Context.Message.BatchSequence == batchSequence).Count();
+
+    public long NextBatchSequence() => Interlocked.Increment(ref _nextBatch);
+
     /// <summary>Publishes a batch again (a duplicate delivery) and waits for its next confirmation.</summary>
     public async Task RedeliverAsync(ChangeBatch batch)
     {

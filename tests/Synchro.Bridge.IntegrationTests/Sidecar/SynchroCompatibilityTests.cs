@@ -78,7 +78,7 @@ public sealed class SynchroCompatibilityTests
         Assert.Equal(
             ["user:1|todos|99|1", "user:7|todos|1|1", "global|todos|1|1", "user:7|todos|1|3"],
             await env.RowsAsync("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog WHERE bucket_id IN ('user:1', 'user:7', 'global') AND seq > 0 ORDER BY seq LIMIT 100"));
-        var expected = unchecked((int)Crc32.HashToUInt32(Encoding.UTF8.GetBytes("{\"id\":\"1\",\"title\":\"a <b> & \\\"c\\\" é\",\"user_id\":null}")));
+        var expected = unchecked((int)Crc32.HashToUInt32(Encoding.UTF8.GetBytes("{\"id\":\"1\",\"title\":\"a \\u003cb\\u003e \\u0026 \\\"c\\\" é\",\"user_id\":null}")));
         Assert.Equal(expected, await env.ScalarAsync<int>("SELECT bit_xor(checksum) FROM sync_bucket_edges WHERE bucket_id = 'global'"));
         Assert.Equal(["todos|1|global", "todos|99|user:1"], await env.EdgesAsync());
 
@@ -113,7 +113,7 @@ public sealed class SynchroCompatibilityTests
             INSERT INTO sync_bucket_edges VALUES ('todos', '5', 'user:1', -4242424242, '0/100');
             INSERT INTO sync_rule_failures (table_name, record_id, operation, commit_lsn, change_idx, error, payload) VALUES ('todos', '6', 1, '0/100', 1, 'no owner', '{}');
             INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ('old_slot', '1/16B3748');
-            INSERT INTO sync_record_positions VALUES ('todos', '5', '0/100', 0), ('todos', '', '0/90', 3);
+            INSERT INTO sync_record_positions VALUES ('todos', '5', '0/100', 0), ('todos', '', '0/90', 3), ('todos', '7', '0/100', 2);
             CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint);
             """);
 

@@ -6,18 +6,18 @@ namespace Synchro.Bridge.Tests.Buckets;
 public sealed class RowJsonTests
 {
     [Fact]
-    public void the_canonical_form_sorts_keys_by_utf8_bytes_keeps_text_and_null_and_escapes_only_quotes_backslashes_and_controls()
+    public void the_canonical_form_sorts_keys_by_utf8_bytes_keeps_text_and_null_and_escapes_as_gos_encoding_json()
     {
         ColumnValue[] row =
         [
-            ColumnValue.Of("title", "text", "say \"hi\"\\\n<ä>"),
+            ColumnValue.Of("title", "text", "say \"hi\"\\\n\t\u0001<ä>&\u2028😀"),
             ColumnValue.Of("id", "int8", "7"),
             ColumnValue.Null("Zeta", "text"),
             ColumnValue.Of("é", "text", "x"),
             new ColumnValue("body", "text", ColumnValueKind.UnchangedToast, null),
         ];
 
-        Assert.Equal("{\"Zeta\":null,\"id\":\"7\",\"title\":\"say \\\"hi\\\"\\\\\\u000a<ä>\",\"é\":\"x\"}", RowJson.Canonical(row));
+        Assert.Equal("{\"Zeta\":null,\"id\":\"7\",\"title\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001\\u003cä\\u003e\\u0026\\u2028😀\",\"é\":\"x\"}", RowJson.Canonical(row));
     }
 
     [Fact]
