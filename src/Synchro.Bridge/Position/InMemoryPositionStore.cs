@@ -15,6 +15,12 @@ public sealed class InMemoryPositionStore : IPositionStore
     public Task<long> BeginRunAsync(string source, CancellationToken cancellationToken) =>
         Task.FromResult(_epochs.AddOrUpdate(source, 1, (_, epoch) => epoch + 1));
 
+    public Task ForgetAsync(string slotName, CancellationToken cancellationToken)
+    {
+        _positions.TryRemove(slotName, out _);
+        return Task.CompletedTask;
+    }
+
     public Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
     {
         _positions.AddOrUpdate(slotName, lsn, (_, stored) => Math.Max(stored, lsn));

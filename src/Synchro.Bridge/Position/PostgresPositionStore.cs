@@ -17,6 +17,13 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
         return result is long lsn ? (ulong)lsn : null;
     }
 
+    public async Task ForgetAsync(string slotName, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"DELETE FROM {tables.WalPosition} WHERE slot_name = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);

@@ -23,6 +23,9 @@ public sealed class ResilientPositionStore(IPositionStore inner, ResiliencePipel
     public Task<long> BeginRunAsync(string source, CancellationToken cancellationToken) =>
         _pipeline.ExecuteAsync(static (state, ct) => new ValueTask<long>(state.inner.BeginRunAsync(state.source, ct)), (inner, source), cancellationToken).AsTask();
 
+    public Task ForgetAsync(string slotName, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(static (state, ct) => new ValueTask(state.inner.ForgetAsync(state.slotName, ct)), (inner, slotName), cancellationToken).AsTask();
+
     public Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken) =>
         _pipeline.ExecuteAsync(static (state, ct) => new ValueTask(state.inner.SaveAsync(state.slotName, state.lsn, ct)), (inner, slotName, lsn), cancellationToken).AsTask();
 

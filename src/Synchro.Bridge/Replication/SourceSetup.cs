@@ -165,7 +165,12 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         }
 
         if (stored is { } position)
+        {
             await GapAsync($"replication slot '{slot}' is missing, but sync_wal_position says the sidecar tables were brought to {Lsn.Format(position)}: the changes since then were lost with the slot", null, cancellationToken);
+            // Accepted. Forgotten before the new slot exists: a process that dies before it stores the
+            // new slot's position must not find the old one at its next start and report the gap again.
+            await positions.ForgetAsync(slot, cancellationToken);
+        }
 
         var freeSlots = await ScalarAsync<long>(connection,
             "SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_slots)", cancellationToken);

@@ -26,6 +26,21 @@ public abstract class PositionStoreContract
     }
 
     [Fact]
+    public async Task a_forgotten_position_is_gone_and_other_slots_keep_theirs()
+    {
+        var store = await CreateStoreAsync();
+        await store.SaveAsync("slot_a", 500, CancellationToken.None);
+        await store.SaveAsync("slot_b", 600, CancellationToken.None);
+
+        await store.ForgetAsync("slot_a", CancellationToken.None);
+
+        Assert.Null(await store.LoadAsync("slot_a", CancellationToken.None));
+        Assert.Equal(600UL, await store.LoadAsync("slot_b", CancellationToken.None));
+        await store.SaveAsync("slot_a", 100, CancellationToken.None);
+        Assert.Equal(100UL, await store.LoadAsync("slot_a", CancellationToken.None));
+    }
+
+    [Fact]
     public async Task a_lower_position_never_moves_the_stored_one_back()
     {
         var store = await CreateStoreAsync();

@@ -46,6 +46,31 @@ public sealed class ChangeBatcherTests
     }
 
     [Fact]
+    public void the_bucket_consumer_gets_the_batch_in_commit_order_across_tables_cut_into_parts_that_name_their_predecessor()
+    {
+        var batcher = Batcher(maxChangesPerSet: 2);
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "1"));
+        batcher.Add(Row(Orders, "9"));
+        batcher.Add(Row(Todos, "2"));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+        var first = batcher.Cut()!;
+        batcher.Add(new TransactionBegun(2, 2000, Changes.CommittedAt));
+        batcher.Add(Row(Orders, "8"));
+        batcher.Add(new TransactionCommitted(2000, 2010));
+        var second = batcher.Cut()!;
+
+        // Per part: its sets, each (table, changes) in commit order; merged, the parts are the stream.
+        Assert.Equal(
+            ["todos 1000#0 | orders 1000#1", "todos 1000#2"],
+            first.BucketParts.Select(p => string.Join(" | ", p.Sets.Select(s => s.Table + " " + string.Join(",", s.Changes.Select(c => $"{c.CommitLsn}#{c.ChangeIndex}"))))));
+        Assert.Equal([(0, 2), (1, 2)], first.BucketParts.Select(p => (p.PartIndex, p.PartCount)));
+        Assert.Equal([(0UL, 0), (1000UL, 1)], first.BucketParts.Select(p => (p.PreviousCommitLsn, p.PreviousChangeIndex)));
+        // The chain goes on across batches of the run.
+        Assert.Equal((1000UL, 2), (second.BucketParts.Single().PreviousCommitLsn, second.BucketParts.Single().PreviousChangeIndex));
+    }
+
+    [Fact]
     public void a_transaction_larger_than_the_batch_is_cut_into_chunks_that_acknowledge_nothing_until_its_commit()
     {
         var batcher = Batcher(maxBatchChanges: 2);
