@@ -17,6 +17,7 @@ namespace Synchro.Bridge.Buckets;
 internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables)
 {
     private bool _changelogLocked;
+    private bool? _openFailures;
 
     /// <summary>
     /// Rows go to PostgreSQL in slices: each array parameter costs Npgsql buffers in proportion to its
@@ -45,7 +46,12 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 await batch.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        foreach (var slice in plan.Applied.Chunk(RowsPerStatement))
+        // Usually there is no open failure at all: then nothing can be superseded, and the statement is skipped.
+        if (plan.Failures.Any(f => f.StoredId is null))
+            _openFailures = true;
+        if (plan.Applied.Count > 0)
+            _openFailures ??= await AnyOpenFailureAsync(cancellationToken);
+        foreach (var slice in _openFailures == true ? plan.Applied.Chunk(RowsPerStatement) : [])
         {
             await using var batch = NewBatch();
             AddSupersededFailures(batch, slice);
@@ -53,6 +59,12 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         }
 
         return written;
+    }
+
+    private async Task<bool> AnyOpenFailureAsync(CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL)", connection);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <returns>Changelog rows written.</returns>

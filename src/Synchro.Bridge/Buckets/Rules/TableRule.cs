@@ -7,22 +7,14 @@ namespace Synchro.Bridge.Buckets.Rules;
 public abstract record TableRule(TableName Table)
 {
     public const string GlobalBucket = "global";
-
-    /// <summary>The rule's kind as configuration names it (<c>Synchro:Tables:N:Rule</c>).</summary>
-    public abstract string Kind { get; }
 }
 
 /// <summary>Every row is in <c>global</c>.</summary>
-public sealed record GlobalRule(TableName Table) : TableRule(Table)
-{
-    public override string Kind => "global";
-}
+public sealed record GlobalRule(TableName Table) : TableRule(Table);
 
 /// <summary>A row belongs to its owner's bucket: <c>user_id = 42</c> → <c>user:42</c>.</summary>
 public sealed record OwnerRule(TableName Table, string Column, string Prefix, bool GlobalWhenNull) : TableRule(Table)
 {
-    public override string Kind => "owner";
-
     public IReadOnlyList<string> BucketsFor(IReadOnlyList<ColumnValue> row)
     {
         ArgumentNullException.ThrowIfNull(row);
@@ -57,8 +49,6 @@ public sealed record OwnerRule(TableName Table, string Column, string Prefix, bo
 /// </summary>
 public sealed record ParentRule(TableName Table, TableName Parent, IReadOnlyList<string> Columns, bool GlobalWhenNull) : TableRule(Table)
 {
-    public override string Kind => "parent";
-
     /// <summary>The parent's record id, or null when the row references no parent.</summary>
     public string? ParentRecordId(IReadOnlyList<ColumnValue> row)
     {
@@ -85,8 +75,6 @@ public sealed record ParentRule(TableName Table, TableName Parent, IReadOnlyList
 /// </summary>
 public sealed record FunctionRule(TableName Table, string FunctionSchema, string FunctionName) : TableRule(Table)
 {
-    public override string Kind => "function";
-
     public string QuotedFunction => TableName.QuoteIdentifier(FunctionSchema) + "." + TableName.QuoteIdentifier(FunctionName);
 
     public string DisplayFunction => FunctionSchema + "." + FunctionName;
