@@ -21,6 +21,9 @@ internal static class Changes
     public static RowChange Update(ulong lsn, int index, long id, long? userId, string title = "t", string? deletedAt = null) =>
         new(lsn, index, 700, CommittedAt, ChangeOperation.Update, Id(id), Row(id, userId, title, deletedAt), null);
 
+    public static RowChange Read(ulong lsn, int index, long id, long? userId, string title = "t") =>
+        new(lsn, index, 0, CommittedAt, ChangeOperation.Read, Id(id), Row(id, userId, title), null);
+
     public static RowChange Delete(ulong lsn, int index, long id) =>
         new(lsn, index, 700, CommittedAt, ChangeOperation.Delete, Id(id), null, [ColumnValue.Of("id", "int8", Id(id))]);
 

@@ -103,11 +103,22 @@ public sealed class BatchPlanner(BucketRuleSet rules, Dictionary<RecordKey, Reco
         }
 
         var checksum = change.NewRow is { } row && change.Operation != ChangeOperation.Delete ? RowJson.Checksum(row) : current.Checksum;
+        var read = change.Operation == ChangeOperation.Read;
+        if (read && current.Exists && current.Removed == removal && current.Checksum == checksum && current.Parent == parent
+            && current.Edges.Select(e => e.BucketId).Order(StringComparer.Ordinal).SequenceEqual(after.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+        {
+            // A snapshot or backfill read of a record the sidecar tables already hold as it is: nothing to write.
+            plan.Skipped++;
+            return null;
+        }
+
         var edges = new List<BucketEdge>(after.Count);
         foreach (var bucket in after)
         {
-            var operation = current.Edges.Any(e => e.BucketId == bucket) ? ChangeOperation.Update : ChangeOperation.Insert;
-            plan.Changelog.Add(new ChangelogEntry(bucket, key.Table, key.RecordId, operation, change.CommitLsn, change.ChangeIndex));
+            var stays = current.Edges.FirstOrDefault(e => e.BucketId == bucket);
+            // A read writes only differences: a bucket it stays in gets an update only when the data changed.
+            if (!read || stays is null || stays.Checksum != checksum)
+                plan.Changelog.Add(new ChangelogEntry(bucket, key.Table, key.RecordId, stays is null ? ChangeOperation.Insert : ChangeOperation.Update, change.CommitLsn, change.ChangeIndex));
             edges.Add(new BucketEdge(bucket, checksum, change.CommitLsn));
         }
 

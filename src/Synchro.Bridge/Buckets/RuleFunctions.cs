@@ -74,7 +74,7 @@ internal static class RuleFunctions
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = rule.Table.SidecarName });
         command.Parameters.Add(new NpgsqlParameter { Value = Enumerable.Range(0, rows.Count).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Change.Operation == ChangeOperation.Insert ? "insert" : "update").ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Change.Operation is ChangeOperation.Insert or ChangeOperation.Read ? "insert" : "update").ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => RowJson.Canonical(r.Change.NewRow!)).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Change.OldRow is { } old ? RowJson.Canonical(old) : null).ToArray() });
 

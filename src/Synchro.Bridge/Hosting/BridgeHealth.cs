@@ -50,8 +50,9 @@ internal sealed class BridgeHealth(
         if (activeRun.LastInterruption is { } interruption && now - interruption.Since > threshold)
             return new HealthReport(false, $"replication keeps failing since {interruption.Since:u}, last: {interruption.Reason}", now);
 
+        var running = activeRun.SnapshotProgress is { } snapshot ? "running; " + snapshot : "running";
         if (activeRun.Tracker is not { } tracker)
-            return new HealthReport(true, "running", now);
+            return new HealthReport(true, running, now);
 
         var acknowledged = tracker.AcknowledgedLsn;
         if (acknowledged != _lastAcknowledged || tracker.IsIdle)
@@ -63,7 +64,7 @@ internal sealed class BridgeHealth(
         var stalledFor = now - _lastProgress;
         return stalledFor > threshold
             ? new HealthReport(false, $"acknowledgements stalled for {stalledFor.TotalSeconds:0} s with change sets in flight; PostgreSQL keeps the WAL. Check the bucket consumer (sync_apply_holds, its health and logs).", now)
-            : new HealthReport(true, "running", now);
+            : new HealthReport(true, running, now);
     }
 }
 

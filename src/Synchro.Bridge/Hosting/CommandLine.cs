@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 
 namespace Synchro.Bridge.Hosting;
 
-/// <summary>The <c>synchro-bridge</c> command line: run, check, demo.</summary>
+/// <summary>The <c>synchro-bridge</c> command line: run, check, health, failures, snapshot, backfill, rebuild, demo.</summary>
 public static class CommandLine
 {
     private const int Failed = 1;
@@ -36,6 +36,8 @@ public static class CommandLine
             FailuresCommand.Build(configOption),
             DemoCommand.Build(),
         };
+        foreach (var command in SnapshotCommand.Build(configOption))
+            root.Subcommands.Add(command);
         root.SetAction((parse, ct) => RunAsync(null, false, ct));
         return root;
     }

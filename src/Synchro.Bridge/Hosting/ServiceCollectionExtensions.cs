@@ -38,6 +38,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<PostgresSidecarStore>();
         services.TryAddSingleton<ISidecarStore>(sp => sp.GetRequiredService<PostgresSidecarStore>());
         services.AddSingleton<RuleFailures>();
+        services.AddSingleton<Replication.Snapshots.SnapshotJobs>();
         services.AddSingleton<PostgresPositionStore>();
         services.AddSingleton<PositionStoreCircuit>();
         services.TryAddSingleton<IPositionStore>(sp => new ResilientPositionStore(sp.GetRequiredService<PostgresPositionStore>(), sp.GetRequiredService<Polly.Registry.ResiliencePipelineProvider<string>>()));

@@ -6,6 +6,7 @@ using Npgsql;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
+using Synchro.Bridge.Replication.Snapshots;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Sidecar;
 
@@ -15,12 +16,12 @@ namespace Synchro.Bridge.Hosting;
 /// Runs before the bus and the slot reader start: checks the database and the broker, migrates the
 /// sidecar tables, prepares publication and slot. Any failure stops start-up with its message.
 /// </summary>
-internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SourceIdentity source, BucketRules rules) : IHostedService
+internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SnapshotJobs snapshotJobs, SourceIdentity source, BucketRules rules) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var setup = new SourceSetup(dataSource, settings, positions);
+        var setup = new SourceSetup(dataSource, settings, positions, snapshotJobs);
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
             await setup.CheckTablesAsync(connection, cancellationToken);
@@ -28,10 +29,10 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
             await MigrateAsync(connection.UserName, cancellationToken);
-            if (settings.Roles.HasFlag(BridgeRoles.Buckets))
-                rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
+            // The slot reader needs them too: a snapshot reads parents' tables before their children's.
+            rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
-                await setup.PrepareReplicationAsync(connection, cancellationToken);
+                await setup.PrepareReplicationAsync(connection, source.Name, cancellationToken);
         }
 
         if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))

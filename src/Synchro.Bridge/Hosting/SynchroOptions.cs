@@ -27,6 +27,8 @@ public sealed class SynchroOptions
 
     public BucketOptions Buckets { get; set; } = new();
 
+    public SnapshotOptions Snapshot { get; set; } = new();
+
     /// <summary>The tables to capture, with their bucket rules.</summary>
     public List<TableOptions> Tables { get; set; } = [];
 }
@@ -163,6 +165,25 @@ public sealed class ParentOptions
 
     /// <summary>This table's columns that hold the parent's key, in the order of the parent's key columns. Empty: the foreign key's.</summary>
     public List<string> Columns { get; set; } = [];
+}
+
+/// <summary>What happens to rows that exist before the bridge streams them.</summary>
+public enum SnapshotMode
+{
+    /// <summary>When the slot is created, every configured table's rows are read, consistently with the slot's start; tables added later are backfilled.</summary>
+    Initial,
+
+    /// <summary>Only changes from the slot's start on; existing rows are read only on request (synchro-bridge backfill).</summary>
+    StreamOnly,
+}
+
+public sealed class SnapshotOptions
+{
+    /// <summary>Initial (read existing rows when the slot is created, and backfill tables added later) or StreamOnly.</summary>
+    public SnapshotMode Mode { get; set; } = SnapshotMode.Initial;
+
+    /// <summary>Rows read per chunk; progress is saved after each confirmed chunk.</summary>
+    public int ChunkRows { get; set; } = 2_000;
 }
 
 public sealed class BucketOptions

@@ -33,6 +33,10 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
 
         if (options.Buckets.MaxBucketsPerRow < 1)
             errors.Add("Synchro:Buckets:MaxBucketsPerRow must be at least 1.");
+        if (options.Snapshot.ChunkRows is < 1 or > 1_000_000)
+            errors.Add($"Synchro:Snapshot:ChunkRows is {options.Snapshot.ChunkRows}; give 1 to 1000000 rows per chunk (default 2000).");
+        if (!Enum.IsDefined(options.Snapshot.Mode))
+            errors.Add("Synchro:Snapshot:Mode must be Initial or StreamOnly.");
 
         ValidateBatching(options.Batching, errors);
         ValidateTables(options.Tables, errors);

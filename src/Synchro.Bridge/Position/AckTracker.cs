@@ -19,6 +19,7 @@ internal sealed class AckTracker : IDisposable
     private readonly Action<long> _bytesReleased;
     private readonly Channel<ulong> _acknowledged = Channel.CreateBounded<ulong>(
         new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+    private readonly List<(long Sequence, TaskCompletionSource Confirmed)> _waiters = [];
     private ulong _acknowledgedLsn;
     private long _nextExpected;
     private DateTimeOffset _lastProgress;
@@ -102,6 +103,19 @@ internal sealed class AckTracker : IDisposable
         }
     }
 
+    /// <summary>Ends once the batch and every batch before it are confirmed.</summary>
+    public Task WhenConfirmedAsync(long sequence, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (sequence < _nextExpected)
+                return Task.CompletedTask;
+            var confirmed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiters.Add((sequence, confirmed));
+            return confirmed.Task.WaitAsync(cancellationToken);
+        }
+    }
+
     private void AdvanceLocked()
     {
         var advanced = false;
@@ -120,6 +134,9 @@ internal sealed class AckTracker : IDisposable
 
         if (advanced)
             _acknowledged.Writer.TryWrite(_acknowledgedLsn);
+        foreach (var waiter in _waiters.Where(w => w.Sequence < _nextExpected))
+            waiter.Confirmed.TrySetResult();
+        _waiters.RemoveAll(w => w.Sequence < _nextExpected);
     }
 
     public void Dispose() => _window.Dispose();

@@ -14,6 +14,15 @@ internal sealed class ActiveRun
     private volatile ApplyHold? _held;
     private int _confirmationsLost;
 
+    private volatile string? _snapshotProgress;
+
+    /// <summary>The running snapshot, backfill or rebuild and how far it got; null when none runs.</summary>
+    public string? SnapshotProgress
+    {
+        get => _snapshotProgress;
+        set => _snapshotProgress = value;
+    }
+
     public AckTracker? Tracker
     {
         get => _tracker;

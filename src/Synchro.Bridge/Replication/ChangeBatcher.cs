@@ -1,4 +1,5 @@
 using Synchro.Bridge.Hosting;
+using Synchro.Bridge.Replication.Snapshots;
 using Synchro.Contracts;
 
 namespace Synchro.Bridge.Replication;
@@ -14,6 +15,9 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
 {
     public IReadOnlyList<ChangeBatch> BucketParts { get; init; } = [];
 
+    /// <summary>Snapshot chunks whose rows are in this batch or before it: their jobs move on once it is confirmed.</summary>
+    public IReadOnlyList<ChunkProgress> Progress { get; init; } = [];
+
     public int ChangeCount => Parts.Sum(p => p.Changes.Count);
 }
 
@@ -22,9 +26,12 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
 /// bytes) or time limit, with transactions larger than the limit cut into chunks so memory stays bounded.
 /// Numbers the changes of each transaction; that number is half of every idempotency key.
 /// </summary>
-internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options)
+/// <param name="watermarks">Where backfill chunks join the stream; null when no backfill runs.</param>
+internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options, WatermarkChunks? watermarks = null)
 {
     private readonly List<(RelationSchema Relation, RowChange Change, long Bytes)> _pending = [];
+    private readonly HashSet<RowChange> _bucketsOnly = new(ReferenceEqualityComparer.Instance);
+    private readonly List<ChunkProgress> _progress = [];
     private readonly List<LogicalMessage> _messages = [];
     private readonly List<LogicalMessage> _openMessages = [];
     private TransactionBegun? _open;
@@ -36,7 +43,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private RowChange? _lastInBucketParts;
 
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
-    public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null;
+    public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null || _progress.Count > 0;
 
     /// <summary>Takes one event; returns a batch when the size limit is reached.</summary>
     public OutgoingBatch? Add(DecodedEvent decoded)
@@ -64,7 +71,21 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
             case TablesTruncated truncated:
                 var inTransaction = Open(truncated.Relations[0].Table);
                 foreach (var relation in truncated.Relations)
+                {
+                    watermarks?.Observe(inTransaction.TransactionId, relation.Table, null);
                     Append(inTransaction, relation, ChangeOperation.Truncate, "", null, null, 128);
+                }
+
+                return IsFull ? Cut() : null;
+
+            case MessageEmitted { Prefix: WatermarkChunks.Prefix } watermark:
+                // Ours, or another bridge's on the same database: never published.
+                if (watermark.Transactional && watermarks?.Reached(watermark.Prefix, watermark.Content) is { } reached)
+                    AddChunk(Open(reached.Chunk.Reader.Schema.Table), reached.Chunk, reached.Rows);
+                return IsFull ? Cut() : null;
+
+            case SnapshotChunkRead read:
+                _progress.Add(read.Progress);
                 return IsFull ? Cut() : null;
 
             case MessageEmitted { Transactional: false } message:
@@ -102,7 +123,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         // The latest shape names the key; a key that changes inside one batch is not supported.
         var keyColumns = _pending.GroupBy(p => p.Relation.Table).ToDictionary(t => t.Key, t => t.Last().Relation.KeyColumns);
         var parts = new List<ChangeSet>();
-        foreach (var table in _pending.GroupBy(p => p.Relation.Table))
+        foreach (var table in _pending.Where(p => !_bucketsOnly.Contains(p.Change)).GroupBy(p => p.Relation.Table))
         {
             foreach (var slice in Slices(table))
                 parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns[table.Key], slice.Select(p => p.Change).ToList()));
@@ -127,8 +148,11 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes)
         {
             BucketParts = bucketParts.Select(p => p with { PartCount = bucketParts.Count }).ToList(),
+            Progress = [.. _progress],
         };
         _pending.Clear();
+        _bucketsOnly.Clear();
+        _progress.Clear();
         _messages.Clear();
         _completedEndLsn = null;
         _pendingBytes = 0;
@@ -160,6 +184,13 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private void AddRow(RowChanged row)
     {
         var open = Open(row.Relation.Table);
+        if (watermarks is { Active: true })
+        {
+            watermarks.Observe(open.TransactionId, row.Relation.Table, row.RecordId);
+            if (row.OldRecordId is not null)
+                watermarks.Observe(open.TransactionId, row.Relation.Table, row.OldRecordId);
+        }
+
         if (row.OldRecordId is not null)
         {
             // A key change moves the row to another identity: the old record is gone, a new one appears.
@@ -169,6 +200,21 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         }
 
         Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow, row.Bytes);
+    }
+
+    /// <summary>A backfill chunk joins the stream inside its watermark's transaction, after the changes the chunk saw.</summary>
+    private void AddChunk(TransactionBegun open, PendingChunk chunk, List<ColumnValue[]> rows)
+    {
+        _pendingBytes += chunk.Bytes;
+        foreach (var row in rows)
+        {
+            var read = chunk.Reader.ToRead(row);
+            Append(open, read.Relation, ChangeOperation.Read, read.RecordId, read.NewRow, null, read.Bytes);
+            if (!chunk.Publish)
+                _bucketsOnly.Add(_pending[^1].Change);
+        }
+
+        _progress.Add(chunk.Progress);
     }
 
     private TransactionBegun Open(TableName? table) =>

@@ -56,3 +56,14 @@ internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transa
 /// <param name="CommitLsn">LSN of the commit record.</param>
 /// <param name="EndLsn">End of the transaction in WAL: the position to confirm once it is applied.</param>
 internal sealed record TransactionCommitted(ulong CommitLsn, ulong EndLsn) : DecodedEvent;
+
+/// <summary>
+/// Marks the end of a chunk of snapshot rows (not a pgoutput message): once the batch that carries
+/// it is confirmed, the job's progress moves to <paramref name="LastKey"/>.
+/// </summary>
+/// <param name="Progress">The job, the chunk's last key, its rows, and whether the table is done.</param>
+internal sealed record SnapshotChunkRead(ChunkProgress Progress) : DecodedEvent;
+
+/// <summary>How far a snapshot job got with one chunk; written to sync_snapshots once the chunk's rows are confirmed.</summary>
+/// <param name="LastKey">Key column texts of the chunk's last row; null for an empty chunk.</param>
+internal sealed record ChunkProgress(long JobId, IReadOnlyList<string>? LastKey, int Rows, bool Done);

@@ -3,8 +3,10 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
+using Synchro.Bridge.Replication.Snapshots;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Sidecar;
@@ -25,6 +27,8 @@ internal sealed class ReplicationService(
     IPositionStore positionStore,
     IApplyHolds holds,
     NpgsqlDataSource dataSource,
+    SnapshotJobs snapshotJobs,
+    BucketRules rules,
     SourceIdentity source,
     BridgeInstance instance,
     BridgeFailure failure,
@@ -145,15 +149,31 @@ internal sealed class ReplicationService(
         var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
         var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
         var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
+        var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);
+        var snapshots = new SnapshotRunner(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
+        var watermarks = new WatermarkChunks(source.Name, runId);
+        var chunkProgress = Channel.CreateUnbounded<(long Sequence, IReadOnlyList<ChunkProgress> Progress)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = runCancellation.Token;
-        ReplicationLog.Started(logger, settings.Replication.SlotName, runId);
 
+        // A new slot starts with the initial snapshot: its rows go out before the slot's first change.
+        (ulong ConsistentPoint, string SnapshotName)? exported = null;
+        if (settings.Snapshot.Mode == SnapshotMode.Initial && !await SlotExistsAsync(token))
+        {
+            await snapshots.PlanInitialAsync(token);
+            exported = await reader.CreateSlotWithSnapshotAsync(token);
+        }
+
+        ReplicationLog.Started(logger, settings.Replication.SlotName, runId);
+        var streaming = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var reading = Task.Run(async () =>
         {
             try
             {
+                if (exported is { } start)
+                    await snapshots.ReadExportedAsync(start.ConsistentPoint, start.SnapshotName, events.Writer, budget, token);
+                streaming.TrySetResult();
                 await reader.RunAsync(events.Writer, budget, token);
             }
             catch (Exception e)
@@ -167,16 +187,22 @@ internal sealed class ReplicationService(
                 events.Writer.TryComplete();
             }
         }, token);
-        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching), tracker, token), token);
+        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching, watermarks), tracker, chunkProgress.Writer, token), token);
         var reporting = Task.Run(() => reporter.RunAsync(tracker, reader, token), token);
         var watching = Task.Run(() => WatchConfirmationsAsync(tracker, token), token);
+        var backfilling = Task.Run(async () =>
+        {
+            await streaming.Task.WaitAsync(token);
+            await snapshots.RunWatermarkJobsAsync(watermarks, budget, token);
+        }, token);
+        var saving = Task.Run(() => snapshots.SaveProgressAsync(chunkProgress.Reader, tracker, token), token);
 
         // The first task to end, for whatever reason, ends the run; the others are cancelled.
-        var first = await Task.WhenAny(reading, batching, reporting, watching);
+        var first = await Task.WhenAny(reading, batching, reporting, watching, backfilling, saving);
         await runCancellation.CancelAsync();
         try
         {
-            await Task.WhenAll(reading, batching, reporting, watching);
+            await Task.WhenAll(reading, batching, reporting, watching, backfilling, saving);
         }
         catch (Exception)
         {
@@ -185,6 +211,7 @@ internal sealed class ReplicationService(
         finally
         {
             activeRun.Tracker = null;
+            activeRun.SnapshotProgress = null;
             await CloseAsync(reader);
         }
 
@@ -265,7 +292,14 @@ internal sealed class ReplicationService(
         }
     }
 
-    private async Task BatchAndPublishAsync(ChannelReader<DecodedEvent> events, ChangeBatcher batcher, AckTracker tracker, CancellationToken cancellationToken)
+    private async Task<bool> SlotExistsAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)");
+        command.Parameters.Add(new NpgsqlParameter { Value = options.Value.Replication.SlotName });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private async Task BatchAndPublishAsync(ChannelReader<DecodedEvent> events, ChangeBatcher batcher, AckTracker tracker, ChannelWriter<(long, IReadOnlyList<ChunkProgress>)> chunkProgress, CancellationToken cancellationToken)
     {
         var maxDelay = options.Value.Batching.MaxBatchDelay;
         DateTimeOffset? flushAt = null;
@@ -277,7 +311,7 @@ internal sealed class ReplicationService(
                 return;
             if (next.Event is null)
             {
-                epoch = await FlushAsync(batcher.Cut(), tracker, epoch, cancellationToken);
+                epoch = await FlushAsync(batcher.Cut(), tracker, chunkProgress, epoch, cancellationToken);
                 flushAt = null;
                 continue;
             }
@@ -285,7 +319,7 @@ internal sealed class ReplicationService(
             var full = batcher.Add(next.Event);
             if (full is not null)
             {
-                epoch = await FlushAsync(full, tracker, epoch, cancellationToken);
+                epoch = await FlushAsync(full, tracker, chunkProgress, epoch, cancellationToken);
                 flushAt = null;
             }
 
@@ -315,11 +349,11 @@ internal sealed class ReplicationService(
     }
 
     /// <returns>The run's epoch, taken at its first change set.</returns>
-    private async Task<long?> FlushAsync(OutgoingBatch? batch, AckTracker tracker, long? epoch, CancellationToken cancellationToken)
+    private async Task<long?> FlushAsync(OutgoingBatch? batch, AckTracker tracker, ChannelWriter<(long, IReadOnlyList<ChunkProgress>)> chunkProgress, long? epoch, CancellationToken cancellationToken)
     {
         if (batch is null)
             return epoch;
-        if (batch.Parts.Count > 0)
+        if (batch.BucketParts.Count > 0)
         {
             // Every run that publishes has a higher epoch than the ones before, so their change sets
             // still queued are superseded. Taken once data flows: only then is the slot surely ours
@@ -337,6 +371,8 @@ internal sealed class ReplicationService(
         // The bucket consumer confirms each part of the batch.
         await tracker.RegisterAsync(batch.Sequence, batch.BucketParts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
+        if (batch.Progress.Count > 0)
+            chunkProgress.TryWrite((batch.Sequence, batch.Progress)); // saved once the batch is confirmed
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
         return epoch;
     }

@@ -34,8 +34,7 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
     {
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(budget);
-        _connection = new LogicalReplicationConnection(connectionString);
-        await _connection.Open(cancellationToken);
+        var connection = await OpenAsync(cancellationToken);
 
         // Protocol 1 without streaming: PostgreSQL sends a transaction only once it committed (spilling
         // large ones to its own disk), so nothing of an aborted transaction ever reaches us; the batcher
@@ -43,7 +42,7 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
         var options = new PgOutputReplicationOptions(publicationName, PgOutputProtocolVersion.V1, binary: false, messages: true);
         try
         {
-            await foreach (var message in _connection.StartReplication(new PgOutputReplicationSlot(slotName), options, cancellationToken))
+            await foreach (var message in connection.StartReplication(new PgOutputReplicationSlot(slotName), options, cancellationToken))
             {
                 Interlocked.Increment(ref _messagesSeen);
                 var decoded = await _decoder.DecodeAsync(message, cancellationToken);
@@ -72,6 +71,37 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
             throw new SynchroException(
                 $"Replication slot '{slotName}' can no longer stream ({e.MessageText}). The changes it lost are gone: resynchronise the sidecar tables, or drop the slot and start with --accept-gap to go on knowingly.", e);
         }
+    }
+
+    /// <summary>
+    /// Creates the slot on the replication connection and exports its snapshot: a transaction that
+    /// imports it sees the database exactly as of the slot's consistent point, the first change the
+    /// slot streams. The snapshot lives until the connection runs its next command (starting the stream).
+    /// </summary>
+    public async Task<(ulong ConsistentPoint, string SnapshotName)> CreateSlotWithSnapshotAsync(CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken);
+        try
+        {
+            var slot = await connection.CreatePgOutputReplicationSlot(slotName, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.Export, cancellationToken: cancellationToken);
+            return ((ulong)slot.ConsistentPoint, slot.SnapshotName ?? throw new InvalidOperationException("PostgreSQL exported no snapshot for the new slot."));
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
+        {
+            // Another instance created it between our look and our try: the next run finds it.
+            throw new SlotInUseException(slotName, e);
+        }
+    }
+
+    private async Task<LogicalReplicationConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        if (_connection is null)
+        {
+            _connection = new LogicalReplicationConnection(connectionString);
+            await _connection.Open(cancellationToken);
+        }
+
+        return _connection;
     }
 
     /// <summary>Tells PostgreSQL everything up to <paramref name="lsn"/> is durably applied, so it may release that WAL.</summary>

@@ -3,6 +3,7 @@ using Npgsql;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Position;
+using Synchro.Bridge.Replication.Snapshots;
 
 namespace Synchro.Bridge.Replication;
 
@@ -10,7 +11,7 @@ namespace Synchro.Bridge.Replication;
 /// Start-up checks of the source database, each failing with what to do, then the objects the slot
 /// reader needs: the publication (kept equal to the configured tables) and the durable slot.
 /// </summary>
-internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, IPositionStore positions)
+internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, IPositionStore positions, SnapshotJobs? snapshotJobs = null)
 {
     private const string OutputPlugin = "pgoutput";
 
@@ -82,12 +83,17 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 $"Role '{connection.UserName}' may not start replication. Run ALTER ROLE {connection.UserName} WITH REPLICATION, or connect as a role that has it.");
     }
 
-    /// <summary>Creates or aligns the publication, then creates the slot when missing.</summary>
-    public async Task PrepareReplicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates or aligns the publication, then creates the slot when missing (with the initial
+    /// snapshot, the slot reader creates it, to read in the snapshot it exports). Tables added to the
+    /// configuration of a running source get a backfill of their existing rows (unless StreamOnly).
+    /// </summary>
+    public async Task PrepareReplicationAsync(NpgsqlConnection connection, string source, CancellationToken cancellationToken)
     {
+        IReadOnlyList<TableName> added;
         try
         {
-            await AlignPublicationAsync(connection, cancellationToken);
+            added = await AlignPublicationAsync(connection, cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
@@ -95,10 +101,16 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables, or connect as the owner.", e);
         }
 
-        await EnsureSlotAsync(connection, cancellationToken);
+        var slotExisted = await EnsureSlotAsync(connection, cancellationToken);
+        if (slotExisted && options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null)
+        {
+            foreach (var table in added)
+                await snapshotJobs.RequestAsync(source, table, SnapshotKind.Backfill, cancellationToken);
+        }
     }
 
-    private async Task AlignPublicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <returns>The tables added to an existing publication.</returns>
+    private async Task<IReadOnlyList<TableName>> AlignPublicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var publication = options.Replication.PublicationName;
         var wanted = options.Tables.Select(t => TableName.Parse(t.Name)).ToHashSet();
@@ -110,7 +122,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (allTables is null)
         {
             await ExecuteAsync(connection, $"CREATE PUBLICATION {TableName.QuoteIdentifier(publication)} FOR TABLE {tableList}", cancellationToken);
-            return;
+            return [];
         }
 
         if (allTables is true)
@@ -128,6 +140,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
 
         if (!published.SetEquals(wanted))
             await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
+        return wanted.Except(published).ToList();
     }
 
     /// <summary>
@@ -135,7 +148,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     /// were brought to (sync_wal_position). A slot that is missing, or was recreated past that
     /// position, lost changes: start is refused unless the operator accepts the gap.
     /// </summary>
-    private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <returns>True when the slot existed already.</returns>
+    private async Task<bool> EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
         ulong? slotStart = null;
@@ -161,7 +175,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         {
             if (stored is { } applied && start > applied)
                 await GapAsync($"replication slot '{slot}' starts at {Lsn.Format(start)}, after {Lsn.Format(applied)}, the position sync_wal_position says the sidecar tables were brought to (was the slot dropped and created again?): the changes in between are not in the slot", start, cancellationToken);
-            return;
+            return true;
         }
 
         if (stored is { } position)
@@ -177,6 +191,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (freeSlots <= 0)
             throw new StartupCheckException(
                 "PostgreSQL has no free replication slot (max_replication_slots is used up). Drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL.");
+        if (options.Snapshot.Mode == SnapshotMode.Initial)
+            return false; // the slot reader creates it, exporting the snapshot its initial snapshot reads
 
         await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)", connection);
         create.Parameters.Add(new NpgsqlParameter { Value = slot });
@@ -184,6 +200,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         var created = Lsn.Parse((string)(await create.ExecuteScalarAsync(cancellationToken))!);
         if (stored is not null)
             await positions.SaveAsync(slot, created, cancellationToken); // the accepted gap: start afresh from the new slot
+        return false;
     }
 
     private async Task GapAsync(string what, ulong? slotStart, CancellationToken cancellationToken)

@@ -35,6 +35,9 @@ public sealed class SidecarTables
     /// </summary>
     public string RecordPositions => Schema + ".sync_record_positions";
 
+    /// <summary>Snapshots, backfills and rebuilds of tables: requested, running (with their progress) and done.</summary>
+    public string Snapshots => Schema + ".sync_snapshots";
+
     /// <summary>
     /// Creates the tables when missing, and adopts existing ones in place: the Go library synchro's
     /// tables (see SYNCHRO-SCHEMA.md) keep their columns, types and indexes and get only the bridge's
@@ -153,6 +156,25 @@ public sealed class SidecarTables
             $"DELETE FROM {RecordPositions} p WHERE p.record_id = '' OR NOT EXISTS (SELECT 1 FROM {BucketEdges} e WHERE e.table_name = p.table_name AND e.record_id = p.record_id); " +
             $"ALTER TABLE {RecordPositions} ADD COLUMN removed boolean NOT NULL DEFAULT false, ADD COLUMN checksum integer, ADD COLUMN parent_table text, ADD COLUMN parent_record_id text;")}
         {Conditional($"to_regclass('{Schema}.sync_record_positions_parent') IS NULL", $"CREATE INDEX sync_record_positions_parent ON {RecordPositions} (parent_table, parent_record_id) WHERE parent_table IS NOT NULL;")}
+
+        CREATE TABLE IF NOT EXISTS {Snapshots} (
+            id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            source          text        NOT NULL,
+            table_name      text        NOT NULL,
+            kind            text        NOT NULL,
+            status          text        NOT NULL,
+            method          text,
+            snapshot        text,
+            last_key        text[],
+            rows_done       bigint      NOT NULL DEFAULT 0,
+            rows_estimated  bigint,
+            requested_at    timestamptz NOT NULL DEFAULT now(),
+            started_at      timestamptz,
+            updated_at      timestamptz NOT NULL DEFAULT now(),
+            finished_at     timestamptz
+        );
+        -- One open job per table and source: a second request joins the open one.
+        {Conditional($"to_regclass('{Schema}.sync_snapshots_open') IS NULL", $"CREATE UNIQUE INDEX sync_snapshots_open ON {Snapshots} (source, table_name) WHERE status IN ('pending', 'running');")}
         """;
 
     /// <summary>Adds the column when missing. Checked in the catalog first: ALTER TABLE locks the table even when there is nothing to add.</summary>

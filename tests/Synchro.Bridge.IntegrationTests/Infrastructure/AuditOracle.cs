@@ -52,7 +52,9 @@ internal static partial class AuditOracle
                 op         text NOT NULL,
                 record_id  text,
                 old_row    jsonb,
-                new_row    jsonb);
+                new_row    jsonb,
+                -- The writing transaction: tells changes a snapshot saw from later ones.
+                xid        xid8 NOT NULL DEFAULT pg_current_xact_id());
             CREATE OR REPLACE FUNCTION test_audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
                 IF TG_OP = 'INSERT' THEN

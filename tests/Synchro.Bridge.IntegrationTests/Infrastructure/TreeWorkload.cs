@@ -30,10 +30,11 @@ internal static class TreeWorkload
         settings[$"Synchro:Tables:{firstIndex + 2}:OwnerColumn"] = "user_id";
     }
 
-    public static async Task RunAsync(string connectionString, int clients, int transactionsPerClient, int seed, CancellationToken ct) =>
-        await Task.WhenAll(Enumerable.Range(0, clients).Select(c => RunClientAsync(connectionString, c, transactionsPerClient, new Random(seed + c), ct)));
+    /// <param name="pause">Between a client's transactions: an application's pace instead of full speed.</param>
+    public static async Task RunAsync(string connectionString, int clients, int transactionsPerClient, int seed, CancellationToken ct, TimeSpan pause = default) =>
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(c => RunClientAsync(connectionString, c, transactionsPerClient, new Random(seed + c), pause, ct)));
 
-    private static async Task RunClientAsync(string connectionString, int client, int transactions, Random random, CancellationToken ct)
+    private static async Task RunClientAsync(string connectionString, int client, int transactions, Random random, TimeSpan pause, CancellationToken ct)
     {
         var baseId = client * 1_000_000L;
         var next = 1L;
@@ -61,6 +62,13 @@ internal static class TreeWorkload
             {
                 // A card for a list this client deleted: the transaction never happened.
             }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+
+            if (pause > TimeSpan.Zero)
+                await Task.Delay(pause, CancellationToken.None);
         }
     }
 

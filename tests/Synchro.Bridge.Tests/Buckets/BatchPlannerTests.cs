@@ -35,6 +35,51 @@ public sealed class BatchPlannerTests
              todoId is { } t ? ColumnValue.Of("todo_id", "int8", t.ToString(System.Globalization.CultureInfo.InvariantCulture)) : ColumnValue.Null("todo_id", "int8")], null));
 
     [Fact]
+    public void a_read_of_an_unknown_record_inserts_it_into_its_buckets()
+    {
+        var plan = Plan(ByUser, [], Todo(Read(100, 0, 1, 7)));
+
+        Assert.Equal([("user:7", "1", ChangeOperation.Insert)], Log(plan));
+        Assert.True(plan.Touched[new RecordKey("todos", "1")].Exists);
+    }
+
+    [Fact]
+    public void a_read_of_a_record_held_as_it_is_writes_nothing()
+    {
+        var state = new Dictionary<RecordKey, RecordState>();
+        Plan(ByUser, state, Todo(Insert(100, 0, 1, 7)));
+
+        var plan = Plan(ByUser, state, Todo(Read(200, 0, 1, 7)));
+
+        Assert.Empty(plan.Changelog);
+        Assert.Empty(plan.Touched);
+        Assert.Equal(1, plan.Skipped);
+    }
+
+    [Fact]
+    public void a_read_writes_only_differences_an_update_where_the_data_changed_and_a_move_where_the_rule_now_places_elsewhere()
+    {
+        var state = new Dictionary<RecordKey, RecordState>();
+        Plan(ByUser, state, Todo(Insert(100, 0, 1, 7)), Todo(Insert(100, 1, 2, 7)));
+
+        var plan = Plan(ByUser, state, Todo(Read(200, 0, 1, 7, title: "changed")), Todo(Read(200, 1, 2, 8)));
+
+        Assert.Equal([("user:7", "1", ChangeOperation.Update), ("user:8", "2", ChangeOperation.Insert), ("user:7", "2", ChangeOperation.Delete)], Log(plan));
+    }
+
+    [Fact]
+    public void a_read_older_than_the_records_last_change_is_skipped()
+    {
+        var state = new Dictionary<RecordKey, RecordState>();
+        Plan(ByUser, state, Todo(Update(300, 0, 1, 8)));
+
+        var plan = Plan(ByUser, state, Todo(Read(200, 0, 1, 7)));
+
+        Assert.Empty(plan.Changelog);
+        Assert.Equal(1, plan.Skipped);
+    }
+
+    [Fact]
     public void insert_then_move_to_another_owner_then_delete()
     {
         var state = new Dictionary<RecordKey, RecordState>();

@@ -33,6 +33,26 @@ public sealed partial class ReadmeTests
         Assert.Contains("synchro-bridge run --accept-gap", Readme, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void every_command_line_the_readme_shows_parses_with_the_options_it_shows()
+    {
+        // Lines of the README's shell blocks that run synchro-bridge, without their comment; optional
+        // parts ([--table T]) are taken as written, placeholders filled in.
+        var lines = ShellCommand().Matches(Readme).Select(m => m.Groups[1].Value.Trim()).ToList();
+        Assert.Contains(lines, l => l.StartsWith("snapshot status", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("backfill TABLE", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("rebuild TABLE", StringComparison.Ordinal));
+        foreach (var line in lines)
+        {
+            var words = line.Replace("[", "", StringComparison.Ordinal).Replace("]", "", StringComparison.Ordinal)
+                .Split(' ', StringSplitOptions.RemoveEmptyEntries)
+                .Select(w => w is "TABLE" or "T" ? "notes" : w)
+                .ToArray();
+            var parsed = CommandLine.Build().Parse(words);
+            Assert.True(parsed.Errors.Count == 0, $"'synchro-bridge {line}' does not parse: {string.Join("; ", parsed.Errors.Select(e => e.Message))}");
+        }
+    }
+
     /// <summary>Configuration keys of an options class, as the README's table writes them (lists as <c>N</c>).</summary>
     private static IEnumerable<string> Keys(Type type, string prefix)
     {
@@ -74,4 +94,7 @@ public sealed partial class ReadmeTests
 
     [GeneratedRegex(@"^\| `([A-Za-z:N]+)` \|", RegexOptions.Multiline)]
     private static partial Regex ConfigurationRow();
+
+    [GeneratedRegex(@"^\s*synchro-bridge ([^#\n]+)", RegexOptions.Multiline)]
+    private static partial Regex ShellCommand();
 }

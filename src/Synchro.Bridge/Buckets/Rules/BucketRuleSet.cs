@@ -54,5 +54,8 @@ public sealed class BucketRules
 
     public BucketRuleSet Set => _set ?? throw new InvalidOperationException("The bucket rules are loaded at start-up, before the bus starts.");
 
+    /// <summary>The rules, or null before they are loaded.</summary>
+    public BucketRuleSet? Loaded => _set;
+
     public void Load(BucketRuleSet set) => _set = set;
 }

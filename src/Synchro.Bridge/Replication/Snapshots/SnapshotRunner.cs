@@ -1,0 +1,249 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Synchro.Bridge.Buckets.Rules;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Replication.Snapshots;
+
+/// <summary>
+/// Reads existing rows into the stream, for the slot reader. Two ways, by when they run:
+/// <list type="bullet">
+/// <item>The initial snapshot, when the slot is created: every table is read in the snapshot the slot
+/// exported, so it holds exactly the rows committed before the slot's first change. The rows go out
+/// as one transaction just before that change, parents' tables before their children's, and only
+/// then does the stream start.</item>
+/// <item>Backfills, rebuilds and an interrupted initial snapshot: chunk by chunk while the stream goes
+/// on, each chunk joining the stream at its watermark (<see cref="WatermarkChunks"/>).</item>
+/// </list>
+/// A job's progress is saved once the bucket consumer confirmed its chunk, so an interrupted job
+/// resumes after its last confirmed chunk; a chunk read twice is written once (a read writes only
+/// differences).
+/// </summary>
+internal sealed class SnapshotRunner(
+    NpgsqlDataSource dataSource,
+    SnapshotJobs jobs,
+    string source,
+    IReadOnlyList<TableName> tables,
+    int chunkRows,
+    Action<string?> reportProgress,
+    ILogger logger)
+{
+    private static readonly TimeSpan IdlePoll = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ProgressLogInterval = TimeSpan.FromSeconds(5);
+
+    /// <summary>Jobs the initial snapshot of this run reads; the backfill loop leaves them alone.</summary>
+    private readonly HashSet<long> _exported = [];
+
+    /// <summary>Tables in an order where every parent comes before its children.</summary>
+    public static IReadOnlyList<TableName> ParentsFirst(IReadOnlyList<TableName> tables, BucketRuleSet? rules)
+    {
+        ArgumentNullException.ThrowIfNull(tables);
+        var ordered = new List<TableName>();
+        var placed = new HashSet<TableName>();
+        var left = tables.ToList();
+        while (left.Count > 0)
+        {
+            // Rules are validated acyclic; a table whose parent is not configured counts as a root.
+            var next = left.FirstOrDefault(t => rules?.All.FirstOrDefault(r => r.Table == t) is not ParentRule parent || placed.Contains(parent.Parent) || !left.Contains(parent.Parent));
+            next = next == default ? left[0] : next;
+            ordered.Add(next);
+            placed.Add(next);
+            left.Remove(next);
+        }
+
+        return ordered;
+    }
+
+    /// <summary>Records an initial snapshot of every table as pending, before the slot exists: a crash before it ends leaves them to resume.</summary>
+    public async Task PlanInitialAsync(CancellationToken cancellationToken)
+    {
+        await jobs.SupersedeOpenAsync(source, cancellationToken);
+        foreach (var table in tables)
+            await jobs.RequestAsync(source, table, SnapshotKind.Initial, cancellationToken);
+    }
+
+    /// <summary>
+    /// Reads every table in the slot's exported snapshot and writes the rows as one transaction
+    /// positioned just before <paramref name="consistentPoint"/>, the slot's first change.
+    /// </summary>
+    public async Task ReadExportedAsync(ulong consistentPoint, string snapshotName, ChannelWriter<DecodedEvent> output, ByteBudget budget, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(budget);
+        var open = (await jobs.ListAsync(source, openOnly: true, cancellationToken)).Where(j => j.Kind == SnapshotKind.Initial).ToDictionary(j => j.Table);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+        await using (var import = new NpgsqlCommand($"SET TRANSACTION READ ONLY; SET TRANSACTION SNAPSHOT '{snapshotName.Replace("'", "''", StringComparison.Ordinal)}'", connection, transaction))
+            await import.ExecuteNonQueryAsync(cancellationToken);
+        string snapshot;
+        await using (var current = new NpgsqlCommand("SELECT pg_current_snapshot()::text", connection, transaction))
+            snapshot = (string)(await current.ExecuteScalarAsync(cancellationToken))!;
+
+        // Before the slot's first change: every change the stream carries is newer than every row read here.
+        var position = consistentPoint - 1;
+        await output.WriteAsync(new TransactionBegun(0, position, DateTimeOffset.UtcNow), cancellationToken);
+        foreach (var table in tables)
+        {
+            if (!open.TryGetValue(table.SidecarName, out var job))
+                continue;
+            _exported.Add(job.Id);
+            var reader = await TableReader.OpenAsync(connection, table, cancellationToken);
+            var estimate = await reader.EstimateRowsAsync(connection, cancellationToken);
+            await jobs.StartAsync(job.Id, "exported", snapshot, estimate, cancellationToken);
+            var name = table.ToString();
+            SnapshotLog.Reading(logger, name, estimate, "the slot's exported snapshot");
+            IReadOnlyList<string>? last = null;
+            while (true)
+            {
+                var rows = await reader.ReadChunkAsync(connection, last, chunkRows, cancellationToken);
+                foreach (var row in rows)
+                {
+                    var read = reader.ToRead(row);
+                    await budget.AcquireAsync(read.Bytes, cancellationToken);
+                    await output.WriteAsync(read, cancellationToken);
+                }
+
+                var done = rows.Count < chunkRows;
+                last = rows.Count > 0 ? reader.KeyOf(rows[^1]) : last;
+                await output.WriteAsync(new SnapshotChunkRead(new ChunkProgress(job.Id, rows.Count > 0 ? last : null, rows.Count, done)), cancellationToken);
+                if (done)
+                    break;
+            }
+        }
+
+        // The end LSN 0 acknowledges nothing: the slot already starts at the consistent point.
+        await output.WriteAsync(new TransactionCommitted(position, 0), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>Runs open backfills, rebuilds and interrupted initial snapshots one table at a time, chunk by chunk, until cancelled.</summary>
+    public async Task RunWatermarkJobsAsync(WatermarkChunks watermarks, ByteBudget budget, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(watermarks);
+        ArgumentNullException.ThrowIfNull(budget);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var job = (await jobs.ListAsync(source, openOnly: true, cancellationToken)).FirstOrDefault(j => !_exported.Contains(j.Id));
+            if (job is null)
+            {
+                await Task.Delay(IdlePoll, cancellationToken);
+                continue;
+            }
+
+            await RunWatermarkJobAsync(job, watermarks, budget, cancellationToken);
+        }
+    }
+
+    private async Task RunWatermarkJobAsync(SnapshotJob job, WatermarkChunks watermarks, ByteBudget budget, CancellationToken cancellationToken)
+    {
+        var table = TableName.Parse(job.Table);
+        TableReader reader;
+        await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
+        {
+            reader = await TableReader.OpenAsync(connection, table, cancellationToken);
+            var estimate = await reader.EstimateRowsAsync(connection, cancellationToken);
+            await jobs.StartAsync(job.Id, "watermark", null, estimate, cancellationToken);
+            SnapshotLog.Reading(logger, job.Table, estimate, job.LastKey is null ? "chunks between watermarks" : "chunks between watermarks, resuming after the last confirmed chunk");
+        }
+
+        watermarks.Track(table);
+        try
+        {
+            var last = job.LastKey;
+            var chunk = 0;
+            while (true)
+            {
+                var (rows, snapshot) = await ReadChunkAsync(reader, last, cancellationToken);
+                var bytes = rows.Sum(r => 128 + DecodedEvent.SizeOf(r));
+                await budget.AcquireAsync(bytes, cancellationToken);
+                var done = rows.Count < chunkRows;
+                var pending = new PendingChunk(job.Id, chunk, reader, rows, snapshot, job.Kind != SnapshotKind.Rebuild, done, bytes);
+                var outcome = watermarks.Submit(pending);
+                await EmitWatermarkAsync(watermarks.Watermark(job.Id, chunk++), cancellationToken);
+                var result = await outcome.WaitAsync(cancellationToken);
+                if (result == ChunkOutcome.Retry)
+                {
+                    budget.Release(bytes); // never entered a batch
+                    continue;
+                }
+
+                if (result.Newer > 0)
+                    SnapshotLog.RowsNewerInStream(logger, job.Table, result.Newer);
+                if (done)
+                    return;
+                last = reader.KeyOf(rows[^1]);
+            }
+        }
+        finally
+        {
+            watermarks.Untrack(table);
+        }
+    }
+
+    private async Task<(List<ColumnValue[]> Rows, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // One snapshot for the chunk and for the question which transactions it saw.
+        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+        string snapshot;
+        await using (var current = new NpgsqlCommand("SELECT pg_current_snapshot()::text", connection, transaction))
+            snapshot = (string)(await current.ExecuteScalarAsync(cancellationToken))!;
+        var rows = await reader.ReadChunkAsync(connection, after, chunkRows, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return (rows, TransactionSnapshot.Parse(snapshot));
+    }
+
+    private async Task EmitWatermarkAsync(string content, CancellationToken cancellationToken)
+    {
+        // Transactional: it reaches the stream at its commit, after every change committed before it.
+        await using var command = dataSource.CreateCommand("SELECT pg_logical_emit_message(true, $1, $2)");
+        command.Parameters.Add(new NpgsqlParameter { Value = WatermarkChunks.Prefix });
+        command.Parameters.Add(new NpgsqlParameter { Value = content });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>Saves the progress of chunks once their batch is confirmed, in batch order.</summary>
+    public async Task SaveProgressAsync(ChannelReader<(long Sequence, IReadOnlyList<ChunkProgress> Progress)> confirmedBatches, Position.AckTracker tracker, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(confirmedBatches);
+        ArgumentNullException.ThrowIfNull(tracker);
+        var lastLog = DateTimeOffset.MinValue;
+        await foreach (var (sequence, progress) in confirmedBatches.ReadAllAsync(cancellationToken))
+        {
+            await tracker.WhenConfirmedAsync(sequence, cancellationToken);
+            foreach (var chunk in progress)
+            {
+                var job = await jobs.ProgressAsync(chunk.JobId, chunk.LastKey, chunk.Rows, chunk.Done, cancellationToken);
+                if (job is null)
+                    continue;
+                reportProgress(chunk.Done ? null : job.Describe());
+                if (chunk.Done)
+                {
+                    var kind = SnapshotJobs.KindName(job.Kind);
+                    SnapshotLog.TableDone(logger, job.Table, kind, job.RowsDone);
+                }
+                else if (DateTimeOffset.UtcNow - lastLog >= ProgressLogInterval)
+                {
+                    lastLog = DateTimeOffset.UtcNow;
+                    SnapshotLog.Progress(logger, job.Table, job.RowsDone, job.RowsEstimated ?? -1, job.RowsPerSecond ?? 0, job.Remaining?.TotalSeconds ?? -1);
+                }
+            }
+        }
+    }
+}
+
+internal static partial class SnapshotLog
+{
+    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Reading the existing rows of {Table} (about {Estimate} rows) from {How}")]
+    public static partial void Reading(ILogger logger, string table, long estimate, string how);
+
+    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "The {Kind} of {Table} is done: {Rows} rows")]
+    public static partial void TableDone(ILogger logger, string table, string kind, long rows);
+
+    [LoggerMessage(EventId = 6003, Level = LogLevel.Debug, Message = "{Rows} rows of a chunk of {Table} were left out: the stream already carries a newer change of them")]
+    public static partial void RowsNewerInStream(ILogger logger, string table, int rows);
+
+    [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Snapshot of {Table}: {Done} of about {Estimate} rows, {Rate:0} rows/s, about {Remaining:0} s left")]
+    public static partial void Progress(ILogger logger, string table, long done, long estimate, double rate, double remaining);
+}

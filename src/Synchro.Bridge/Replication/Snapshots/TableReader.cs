@@ -1,0 +1,114 @@
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Contracts;
+
+namespace Synchro.Bridge.Replication.Snapshots;
+
+/// <summary>
+/// Reads a table's rows in key order, a chunk at a time (keyset paging: each chunk starts after the
+/// last key of the one before, so memory does not grow with the table and an interrupted read resumes
+/// from a key). Rows come out as the stream would carry them: the columns pgoutput publishes, each as
+/// its type's text output, and the record id from the replica identity's columns.
+/// </summary>
+internal sealed class TableReader
+{
+    private readonly string _chunkSql;
+    private readonly int[] _keyIndexes;
+
+    private TableReader(RelationSchema schema)
+    {
+        Schema = schema;
+        _keyIndexes = Enumerable.Range(0, schema.Columns.Length).Where(i => schema.Columns[i].IsKey).ToArray();
+        var keys = _keyIndexes.Select(i => TableName.QuoteIdentifier(schema.Columns[i].Name)).ToArray();
+        var selected = string.Join(", ", schema.Columns.Select(c => TableName.OutputText(TableName.QuoteIdentifier(c.Name))));
+        var after = string.Join(", ", keys.Select((_, n) => $"${n + 1}"));
+        _chunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({string.Join(", ", keys)}) > ({after}) ORDER BY {string.Join(", ", keys)} LIMIT ${keys.Length + 1}";
+        FirstChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} ORDER BY {string.Join(", ", keys)} LIMIT $1";
+    }
+
+    public RelationSchema Schema { get; }
+
+    /// <summary>A reader of a table whose columns are known (tests; <see cref="OpenAsync"/> reads them from the catalog).</summary>
+    internal static TableReader For(RelationSchema schema) => new(schema);
+
+    private string FirstChunkSql { get; }
+
+    /// <summary>The table's published columns and key, from the catalog.</summary>
+    public static async Task<TableReader> OpenAsync(NpgsqlConnection connection, TableName table, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT c.oid, a.attname, format_type(a.atttypid, a.atttypmod),
+                   EXISTS (SELECT 1 FROM pg_index i
+                           WHERE i.indrelid = c.oid AND a.attnum = ANY(i.indkey)
+                             AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END)
+            FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+            WHERE n.nspname = $1 AND c.relname = $2
+            ORDER BY a.attnum
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = table.Schema });
+        command.Parameters.Add(new NpgsqlParameter { Value = table.Name });
+        uint oid = 0;
+        var columns = new List<RelationColumn>();
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                oid = reader.GetFieldValue<uint>(0);
+                columns.Add(new RelationColumn(reader.GetString(1), reader.GetString(2), reader.GetBoolean(3)));
+            }
+        }
+
+        if (columns.Count == 0)
+            throw new SynchroException($"Table {table} does not exist (any more). Create it, or remove it from Synchro:Tables.");
+        if (!columns.Any(c => c.IsKey))
+            throw new TableWithoutKeyException(table.ToString());
+        return new TableReader(new RelationSchema(oid, table, [.. columns]));
+    }
+
+    /// <summary>
+    /// The table's rows as PostgreSQL's statistics estimate them; counted when the table was never
+    /// analyzed (a table loaded just before the bridge started), which reads it once more.
+    /// </summary>
+    public async Task<long> EstimateRowsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT reltuples::bigint FROM pg_class WHERE oid = $1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = Schema.RelationId, NpgsqlDbType = NpgsqlDbType.Oid });
+        if (await command.ExecuteScalarAsync(cancellationToken) is long estimate && estimate >= 0)
+            return estimate;
+        await using var count = new NpgsqlCommand($"SELECT count(*) FROM {Schema.Table.Quoted}", connection);
+        return (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Up to <paramref name="limit"/> rows after <paramref name="afterKey"/> (from the start when null), in key order.</summary>
+    public async Task<List<ColumnValue[]>> ReadChunkAsync(NpgsqlConnection connection, IReadOnlyList<string>? afterKey, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(afterKey is null ? FirstChunkSql : _chunkSql, connection);
+        // Untyped parameters: PostgreSQL reads each key text as its column's type.
+        foreach (var text in afterKey ?? [])
+            command.Parameters.Add(new NpgsqlParameter { Value = text, NpgsqlDbType = NpgsqlDbType.Unknown });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        var rows = new List<ColumnValue[]>(limit);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var columns = Schema.Columns;
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var row = new ColumnValue[columns.Length];
+            for (var i = 0; i < columns.Length; i++)
+                row[i] = reader.IsDBNull(i) ? ColumnValue.Null(columns[i].Name, columns[i].TypeName) : ColumnValue.Of(columns[i].Name, columns[i].TypeName, reader.GetString(i));
+            rows.Add(row);
+        }
+
+        return rows;
+    }
+
+    /// <summary>The key column texts of a row, to resume after it.</summary>
+    public string[] KeyOf(ColumnValue[] row) => _keyIndexes.Select(i => row[i].Text!).ToArray();
+
+    /// <summary>The row as the stream carries a read of it.</summary>
+    public RowChanged ToRead(ColumnValue[] row) =>
+        new(Schema, ChangeOperation.Read, PgOutputDecoder.RecordIdOf(Schema, row), row, null, null);
+}

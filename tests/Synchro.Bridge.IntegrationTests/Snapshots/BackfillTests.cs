@@ -1,0 +1,127 @@
+using System.Globalization;
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Synchro.Bridge.IntegrationTests.Snapshots;
+
+/// <summary>Backfills and rebuilds of one table while the bridge streams, with the bridge as its own process.</summary>
+public sealed class BackfillTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(4);
+    private const long NotesBase = 100_000_000;
+
+    [Fact]
+    public async Task a_table_added_to_the_configuration_is_backfilled_under_a_live_workload_placing_every_record_once()
+    {
+        const int Notes = 30_000;
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        await env.ExecuteAsync(TreeWorkload.CreateTablesSql);
+        await AuditOracle.InstallAsync(env, "notes");
+        // Ids past the ones TreeWorkload's clients insert.
+        await env.ExecuteAsync($"INSERT INTO notes SELECT {NotesBase} + g, CASE WHEN g % 10 = 0 THEN NULL ELSE g % 20 + 1 END, 'note ' || g FROM generate_series(1, {Notes}) g");
+
+        // A bridge of lists and cards only, with a workload on them that goes on throughout.
+        var before = env.BridgeSettings(("lists", "user_id"), ("cards", null));
+        var bridge = scenario.Start(before);
+        await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 2);
+        using var stop = new CancellationTokenSource();
+        var tree = TreeWorkload.RunAsync(env.ConnectionString, clients: 2, transactionsPerClient: 100_000, seed: 810, stop.Token, pause: TimeSpan.FromMilliseconds(10));
+        bridge.Terminate();
+        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+
+        // notes joins the configuration: the bridge backfills it at start while the stream goes on.
+        var after = env.BridgeSettings();
+        TreeWorkload.Configure(after);
+        after["Synchro:Snapshot:ChunkRows"] = "1000";
+        bridge = scenario.Start(after);
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT count(*) FROM sync_snapshots WHERE table_name = 'notes' AND kind = 'backfill' AND status IN ('running', 'done')"), n => n == 1, "the backfill of notes to start", Deadline);
+        var firstLive = await env.ScalarAsync<long>("SELECT max(id) + 1 FROM test_audit");
+        var writing = WriteNotesAsync(env.ConnectionString, Notes, clients: 2, seed: 811, stop.Token);
+        await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
+        var done = await env.ScalarAsync<long>("SELECT max(id) FROM test_audit");
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT max(id) FROM test_audit"), id => id > done + 200, "writes after the backfill");
+        await stop.CancelAsync();
+        var notes = await writing;
+        await tree;
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        var outcome = await BackfillOracle.AssertAsync(env, "notes", row => AuditOracle.OwnerRule(row, "user_id", "user"), firstLive);
+        output.WriteLine($"{notes} note transactions during and after the backfill; {outcome.PlacedBeforeFirstChange} records placed by their chunk, {outcome.PlacedAtFirstChange} by a change that reached the stream first");
+        Assert.True(notes > 0 && outcome.PlacedBeforeFirstChange > 0, "the backfill ran under writes");
+        // The chunks read the table as it stood when each was read (rows inserted ahead of the key order included).
+        Assert.Equal(["notes|backfill|done|watermark"], await env.RowsAsync("SELECT table_name, kind, status, method FROM sync_snapshots WHERE table_name = 'notes'"));
+        Assert.Equal(0L, await env.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures"));
+        bridge.AssertRunning();
+    }
+
+    [Fact]
+    public async Task a_rebuild_after_a_rule_change_writes_only_the_records_that_change_buckets()
+    {
+        const int Notes = 10_000;
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        await env.ExecuteAsync(
+            $"""
+            CREATE TABLE notes (id bigint PRIMARY KEY, user_id int, owner_id int, body text);
+            INSERT INTO notes SELECT g, g % 20 + 1, CASE WHEN g % 7 = 0 THEN g % 20 + 2 ELSE g % 20 + 1 END, 'note ' || g FROM generate_series(1, {Notes}) g;
+            """);
+        var byUser = env.BridgeSettings(("notes", "user_id"));
+        var bridge = scenario.Start(byUser);
+        await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 1);
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+        bridge.Terminate();
+        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        var lastSeq = await env.ScalarAsync<long>("SELECT max(seq) FROM sync_changelog");
+
+        // The rule changes to another column, under the same bucket names.
+        var byOwner = env.BridgeSettings(("notes", "owner_id"));
+        byOwner["Synchro:Tables:0:BucketPrefix"] = "user";
+        bridge = scenario.Start(byOwner);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        var rebuild = BridgeProcess.Start(byOwner, null, "rebuild", "notes", "--wait");
+        Assert.Equal(0, await rebuild.WaitForExitAsync(Deadline));
+        output.WriteLine(rebuild.RecentOutput);
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        // Exactly the moved notes: out of the old bucket, into the new one; nothing for the others.
+        var moved = await env.ScalarAsync<long>("SELECT count(*) FROM notes WHERE owner_id <> user_id");
+        Assert.Equal(Notes / 7, moved);
+        Assert.Equal(0L, await env.ScalarAsync<long>(
+            $"""
+            SELECT count(*) FROM (
+                (SELECT record_id, bucket_id, operation::int FROM sync_changelog WHERE seq > {lastSeq}
+                 EXCEPT ALL
+                 (SELECT id::text, 'user:' || user_id, 3 FROM notes WHERE owner_id <> user_id
+                  UNION ALL SELECT id::text, 'user:' || owner_id, 1 FROM notes WHERE owner_id <> user_id))
+                UNION ALL
+                ((SELECT id::text, 'user:' || user_id, 3 FROM notes WHERE owner_id <> user_id
+                  UNION ALL SELECT id::text, 'user:' || owner_id, 1 FROM notes WHERE owner_id <> user_id)
+                 EXCEPT ALL
+                 SELECT record_id, bucket_id, operation::int FROM sync_changelog WHERE seq > {lastSeq})) d
+            """));
+        Assert.Equal(2 * moved, await env.ScalarAsync<long>($"SELECT count(*) FROM sync_changelog WHERE seq > {lastSeq}"));
+        Assert.Equal(await env.RowsAsync("SELECT e FROM (SELECT id::text || '|user:' || owner_id AS e FROM notes) n ORDER BY e COLLATE \"C\""),
+            await env.RowsAsync("SELECT e FROM (SELECT record_id || '|' || bucket_id AS e FROM sync_bucket_edges) n ORDER BY e COLLATE \"C\""));
+        Assert.Equal(["notes|initial|done", "notes|rebuild|done"], await env.RowsAsync("SELECT table_name, kind, status FROM sync_snapshots ORDER BY id"));
+        bridge.AssertRunning();
+    }
+
+    /// <summary>Writers on notes: owners changed, bodies edited, rows deleted and inserted.</summary>
+    private static Task<long> WriteNotesAsync(string connectionString, int notes, int clients, int seed, CancellationToken stop) =>
+        PacedWriters.RunAsync(connectionString, clients, seed, (client, random) =>
+        {
+            var next = NotesBase + 10_000_000L + client * 1_000_000L;
+            return () =>
+            {
+                var id = (NotesBase + random.Next(1, notes + 1)).ToString(CultureInfo.InvariantCulture);
+                return random.Next(100) switch
+                {
+                    < 40 => $"UPDATE notes SET user_id = {random.Next(1, 21)} WHERE id = {id}",
+                    < 70 => $"UPDATE notes SET body = 'edited' WHERE id = {id}",
+                    < 85 => $"DELETE FROM notes WHERE id = {id}",
+                    _ => $"INSERT INTO notes VALUES ({next++}, {random.Next(1, 21)}, 'new')",
+                };
+            };
+        }, stop);
+}

@@ -1,0 +1,108 @@
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Synchro.Bridge.IntegrationTests.Snapshots;
+
+/// <summary>Existing rows, read when the bridge creates its slot, against the audit oracle.</summary>
+public sealed class InitialSnapshotTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(4);
+
+    [Fact]
+    public async Task an_initial_snapshot_of_200_000_rows_under_concurrent_writers_leaves_the_sidecar_tables_of_the_oracle()
+    {
+        const int Lists = 20_000; // and 180,000 cards
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        var settings = await LoadAsync(scenario, Lists, chunkRows: 5000);
+
+        using var stop = new CancellationTokenSource();
+        var writing = ExistingRowsWorkload.RunAsync(env.ConnectionString, Lists, clients: 3, seed: 800, stop.Token);
+        var bridge = scenario.Start(settings);
+        await WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
+        var afterSnapshot = await env.ScalarAsync<long>("SELECT max(id) FROM test_audit");
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT max(id) FROM test_audit"), id => id > afterSnapshot + 300, "writes after the snapshot");
+        await stop.CancelAsync();
+        var transactions = await writing;
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial'");
+        var before = await env.ScalarAsync<long>($"SELECT count(*) FROM test_audit WHERE table_name <> 'items' AND op = 'U' AND pg_visible_in_snapshot(xid, '{snapshot}')");
+        var after = await env.ScalarAsync<long>($"SELECT count(*) FROM test_audit WHERE table_name <> 'items' AND NOT pg_visible_in_snapshot(xid, '{snapshot}')");
+        output.WriteLine($"{transactions} concurrent transactions: {before} updates the snapshot saw, {after} changes after it");
+        Assert.True(before > 0 && after > 0, $"writers ran before ({before}) and after ({after}) the snapshot's point");
+
+        var (lists, cards) = await TreeOracle.ComputeAsync(env, snapshot);
+        output.WriteLine($"lists: {lists}; cards: {cards}");
+        await AuditOracle.AssertSidecarMatchesAsync(env, "lists", lists);
+        await AuditOracle.AssertSidecarMatchesAsync(env, "cards", cards);
+        Assert.Equal(0L, await env.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures"));
+        // Each job read exactly the rows its table held at the snapshot's point.
+        var cardsAtSnapshot = await env.ScalarAsync<long>(
+            $"SELECT count(*) FILTER (WHERE op = 'I') - count(*) FILTER (WHERE op = 'D') FROM test_audit WHERE table_name = 'cards' AND pg_visible_in_snapshot(xid, '{snapshot}')");
+        Assert.Equal([$"lists|{Lists}|exported", $"cards|{cardsAtSnapshot}|exported", "notes|0|exported"],
+            await env.RowsAsync("SELECT table_name, rows_done, method FROM sync_snapshots ORDER BY id"));
+        output.WriteLine("snapshot: " + string.Join("; ", await env.RowsAsync(
+            "SELECT table_name || ' ' || rows_done || ' rows in ' || round(extract(epoch FROM finished_at - started_at), 1) || ' s' FROM sync_snapshots ORDER BY id")));
+        bridge.AssertRunning();
+    }
+
+    [Fact]
+    public async Task a_snapshot_killed_half_way_resumes_after_its_last_confirmed_chunk_without_duplicates_or_gaps()
+    {
+        const int Lists = 5_000; // and 45,000 cards
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        var settings = await LoadAsync(scenario, Lists, chunkRows: 1000);
+
+        var bridge = scenario.Start(settings);
+        await Eventually.Until(async () =>
+        {
+            bridge.AssertRunning();
+            return await env.ScalarAsync<bool>("SELECT to_regclass('sync_snapshots') IS NOT NULL")
+                ? await env.ScalarAsync<long>("SELECT coalesce(max(rows_done), 0) FROM sync_snapshots WHERE table_name = 'cards'")
+                : 0;
+        }, rows => rows >= 10_000, "a fifth of the cards to be confirmed", Deadline);
+        bridge.Kill();
+        var confirmed = await env.ScalarAsync<long>("SELECT rows_done FROM sync_snapshots WHERE table_name = 'cards'");
+        var placed = await env.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges WHERE table_name = 'cards'");
+        output.WriteLine($"killed with {confirmed} cards confirmed and {placed} placed");
+        Assert.InRange(confirmed, 10_000, Lists * ExistingRowsWorkload.CardsPerList - 1);
+
+        bridge = scenario.Start(settings);
+        await WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        // Every row placed once: one insert per bucket and record, no changelog row written twice.
+        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial'");
+        var (lists, cards) = await TreeOracle.ComputeAsync(env, snapshot);
+        await AuditOracle.AssertSidecarMatchesAsync(env, "lists", lists);
+        await AuditOracle.AssertSidecarMatchesAsync(env, "cards", cards);
+        // The cards resumed in chunks between watermarks after the last confirmed chunk (each row counted once), and notes never started before the kill.
+        Assert.Equal(["lists|5000|exported|done", "cards|45000|watermark|done", "notes|0|watermark|done"],
+            await env.RowsAsync("SELECT table_name, rows_done, method, status FROM sync_snapshots ORDER BY id"));
+        bridge.AssertRunning();
+    }
+
+    /// <summary>Audited lists and cards with existing rows, and a bridge's settings for them (and notes).</summary>
+    private static async Task<Dictionary<string, string?>> LoadAsync(FaultScenario scenario, int lists, int chunkRows)
+    {
+        await scenario.Env.ExecuteAsync(TreeWorkload.CreateTablesSql);
+        await AuditOracle.InstallAsync(scenario.Env, "lists", "cards");
+        await scenario.Env.ExecuteAsync(ExistingRowsWorkload.LoadSql(lists));
+        var settings = scenario.Env.BridgeSettings();
+        TreeWorkload.Configure(settings);
+        settings["Synchro:Snapshot:ChunkRows"] = chunkRows.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return settings;
+    }
+
+    internal static Task WaitForSnapshotsAsync(FaultScenario scenario, BridgeProcess bridge, int jobs) =>
+        Eventually.Until(async () =>
+        {
+            bridge.AssertRunning();
+            // The bridge creates the table when it starts.
+            return await scenario.Env.ScalarAsync<bool>("SELECT to_regclass('sync_snapshots') IS NOT NULL")
+                ? await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_snapshots WHERE status = 'done'")
+                : 0;
+        }, done => done >= jobs, $"{jobs} snapshot jobs to be done", Deadline);
+}

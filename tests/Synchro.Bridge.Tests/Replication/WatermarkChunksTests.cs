@@ -1,0 +1,85 @@
+using System.Text;
+using Synchro.Bridge.Replication;
+using Synchro.Bridge.Replication.Snapshots;
+
+namespace Synchro.Bridge.Tests.Replication;
+
+public sealed class WatermarkChunksTests
+{
+    [Theory]
+    [InlineData("100:105:101,103", 99u, true)]
+    [InlineData("100:105:101,103", 101u, false)]
+    [InlineData("100:105:101,103", 102u, true)]
+    [InlineData("100:105:101,103", 105u, false)]
+    [InlineData("100:100:", 100u, false)]
+    public void a_snapshot_sees_transactions_committed_before_it(string snapshot, uint transaction, bool seen) =>
+        Assert.Equal(seen, TransactionSnapshot.Parse(snapshot).Sees(transaction));
+
+    [Fact]
+    public void snapshot_transaction_ids_are_compared_modulo_2_to_the_32_as_postgresql_does()
+    {
+        // Epoch 1 (xid8 = 2^32 + n): the stream carries the low 32 bits.
+        var snapshot = TransactionSnapshot.Parse($"{(1UL << 32) + 10}:{(1UL << 32) + 20}:");
+        Assert.True(snapshot.Sees(5));
+        Assert.True(snapshot.Sees(uint.MaxValue - 3)); // from the epoch before
+        Assert.False(snapshot.Sees(25));
+    }
+
+    [Fact]
+    public void only_a_watermark_of_this_source_and_run_closes_a_chunk()
+    {
+        var run = Guid.NewGuid();
+        var chunks = new WatermarkChunks("src", run);
+        var other = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Submit(Chunk(1, 0, "100:100:", "1", "2"));
+
+        Assert.Null(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(other.Watermark(1, 0))));
+        Assert.Null(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(new WatermarkChunks("elsewhere", run).Watermark(1, 0))));
+        Assert.Null(chunks.Reached("app.prefix", Encoding.UTF8.GetBytes(chunks.Watermark(1, 0))));
+        var reached = chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0)));
+        Assert.Equal(2, reached!.Value.Rows.Count);
+    }
+
+    [Fact]
+    public async Task rows_changed_by_transactions_the_chunk_did_not_see_are_left_to_the_stream()
+    {
+        var chunks = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Track(Table);
+        chunks.Observe(90, Table, "1");  // seen by the chunk's snapshot: its row already reflects it
+        chunks.Observe(101, Table, "2"); // in progress for the snapshot: newer than the row read
+        chunks.Observe(120, Table, "3"); // after the snapshot
+        chunks.Observe(121, new TableName("public", "other"), "4");
+        var outcome = chunks.Submit(Chunk(1, 0, "100:110:101", "1", "2", "3", "4"));
+
+        var reached = chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0)));
+
+        Assert.Equal(["1", "4"], reached!.Value.Rows.Select(r => r[0].Text!));
+        Assert.Equal(new ChunkOutcome(2, 2), await outcome);
+    }
+
+    [Fact]
+    public async Task a_truncate_the_chunk_did_not_see_makes_it_read_again()
+    {
+        var chunks = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Track(Table);
+        chunks.Observe(105, Table, null);
+        var outcome = chunks.Submit(Chunk(1, 0, "100:110:105", "1"));
+
+        var reached = chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0)));
+
+        Assert.Empty(reached!.Value.Rows);
+        Assert.Same(ChunkOutcome.Retry, await outcome);
+    }
+
+    private static readonly TableName Table = new("public", "todos");
+
+    private static PendingChunk Chunk(long job, int chunk, string snapshot, params string[] ids)
+    {
+        var schema = new RelationSchema(1, Table, [new RelationColumn("id", "int8", true), new RelationColumn("title", "text", false)]);
+        var reader = TableReaderFor(schema);
+        var rows = ids.Select(id => new[] { Synchro.Contracts.ColumnValue.Of("id", "int8", id), Synchro.Contracts.ColumnValue.Of("title", "text", "t") }).ToList();
+        return new PendingChunk(job, chunk, reader, rows, TransactionSnapshot.Parse(snapshot), Publish: true, Done: false, Bytes: 0);
+    }
+
+    private static TableReader TableReaderFor(RelationSchema schema) => TableReader.For(schema);
+}
