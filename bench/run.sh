@@ -2,7 +2,8 @@
 # Throughput benchmark: the bridge against pg_recvlogical (PostgreSQL streaming pgoutput with no
 # processing at all) on the same machine, in the same run. See bench/README.md.
 #
-#   bench/run.sh                    full size: 200,000-row transaction, 20,000 one-row transactions
+#   bench/run.sh                    full size: 200,000-row transaction, 20,000 one-row transactions,
+#                                   and a snapshot of 200,000 existing rows (against COPY ... TO STDOUT)
 #   BENCH_SCALE=0.1 bench/run.sh    smoke run (multiplies both sizes)
 #
 # Knobs: BENCH_SCALE (default 1), BENCH_RUN_TIMEOUT (seconds one measured run may take, default 600),
@@ -254,6 +255,30 @@ END $$
 SQL
 )
 
+# Waits until the bridge's initial snapshot is done (every sync_snapshots job): returns the server-clock
+# time it saw that, or NULL at the deadline. The table appears when the bridge starts, hence EXECUTE.
+BENCH_WAIT_SNAPSHOT_SQL=$(cat <<'SQL'
+CREATE FUNCTION bench_wait_snapshot(p_seconds float8, p_poll float8)
+RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + make_interval(secs => p_seconds);
+    done boolean;
+BEGIN
+    LOOP
+        IF to_regclass('sync_snapshots') IS NOT NULL THEN
+            EXECUTE 'SELECT count(*) > 0 AND bool_and(status = ''done'') FROM sync_snapshots' INTO done;
+            IF done THEN
+                RETURN extract(epoch FROM clock_timestamp());
+            END IF;
+        END IF;
+        EXIT WHEN clock_timestamp() >= deadline;
+        PERFORM pg_sleep(p_poll);
+    END LOOP;
+    RETURN NULL;
+END $$
+SQL
+)
+
 TITLE="'title-' || lpad(v::text, 14, '0')"                                     # 20 characters
 BODY="rpad('body of item ' || v || ' ', 100, 'lorem ipsum dolor sit amet ')"     # 100 characters
 
@@ -427,6 +452,88 @@ measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
     drop_run_objects "$db" "$db"
 }
 
+# ------------------------------------------------------------------ existing rows (snapshot)
+
+# prepare_snapshot_db DB: fresh database whose items table already holds BIG_ROWS rows (analyzed),
+# with the publication but no slot: the bridge creates the slot and reads the rows in its snapshot.
+prepare_snapshot_db() {
+    local db=$1
+    drop_run_objects "$db" "$db"
+    sql postgres "CREATE DATABASE $db" >/dev/null
+    CREATED_DBS+=("$db")
+    sql "$db" \
+        "CREATE TABLE items (id bigint PRIMARY KEY, user_id bigint NOT NULL, title text NOT NULL, body text NOT NULL)" \
+        "$BENCH_WAIT_SNAPSHOT_SQL" \
+        "INSERT INTO items (id, user_id, title, body) SELECT v, v % 100, $TITLE, $BODY FROM generate_series(1, $BIG_ROWS) v" \
+        "CREATE PUBLICATION $PUB FOR TABLE items" >/dev/null
+    sql "$db" "VACUUM ANALYZE items" >/dev/null
+    ROWS=$BIG_ROWS
+}
+
+measure_copy() {   # the read limit: PostgreSQL writing the same rows as text, to a client that drops them
+    local workload=$1 db=bench_snap_copy t0 t1 pg0 pg1 rm0 rm1 m0 m1
+    prepare_snapshot_db "$db"
+    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    "$PGBIN/psql" -X -q -d "$db" -c "COPY (SELECT * FROM items) TO STDOUT" >/dev/null
+    t1=$(now)
+    pg1=$(pg_ticks); rm1=$(rmq_ticks); m1=$(machine_ticks)
+    RECV_SECONDS[snapshot]=$(sub "$t1" "$t0")
+    RESULT_ROWS+=("$workload|COPY (SELECT ...) TO STDOUT|$ROWS|${RECV_SECONDS[snapshot]}||n/a|n/a|$(cpu_s "$pg0" "$pg1")|$(cpu_s "$rm0" "$rm1")|$(cpu_s "$m0" "$m1")||")
+    log "$db: COPY took ${RECV_SECONDS[snapshot]}s"
+    drop_run_objects "$db" "$db"
+}
+
+measure_snapshot() {   # measure_snapshot WORKLOAD BUS(rabbitmq|memory): the bridge's initial snapshot of the table
+    local workload=$1 bus=$2 db uri label
+    case $bus in
+        rabbitmq) db=bench_snap_rmq uri=$BENCH_AMQP label="bridge + RabbitMQ" ;;
+        memory) db=bench_snap_mem uri= label="bridge, in-memory bus" ;;
+    esac
+    prepare_snapshot_db "$db"
+    local conn="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db"
+    local blog="$TMP/bridge-$db.log" t0 pg0 rm0 m0 done_at=
+    log "$db: starting the bridge ($label) on $ROWS existing rows"
+    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    env Synchro__Postgres__ConnectionString="$conn" \
+        Synchro__RabbitMq__Uri="$uri" \
+        Synchro__Replication__SlotName="$db" \
+        Synchro__Replication__PublicationName="$PUB" \
+        Synchro__Tables__0__Name=items \
+        Synchro__Tables__0__OwnerColumn=user_id \
+        Logging__LogLevel__Default=Warning \
+        DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
+        dotnet "$BRIDGE_DLL" run >"$blog" 2>&1 </dev/null &
+    BRIDGE_PID=$!
+    local deadline
+    deadline=$(awk -v t="$t0" -v n="$RUN_TIMEOUT" 'BEGIN { printf "%d", t + n }')
+    while [ -z "$done_at" ]; do
+        done_at=$(sql "$db" "SELECT bench_wait_snapshot(1.0, $POLL)") || die "$db: polling the snapshot failed"
+        if ! kill -0 "$BRIDGE_PID" 2>/dev/null; then
+            tail -n 30 "$blog" >&2
+            die "$db: the bridge exited before its snapshot was done (log: $blog)"
+        fi
+        [ "$(printf '%.0f' "$(now)")" -lt "$deadline" ] || { tail -n 30 "$blog" >&2; die "$db: the snapshot took over ${RUN_TIMEOUT}s (log: $blog)"; }
+    done
+    local hwm pg1 rm1 m1 b1
+    hwm=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$BRIDGE_PID/status")
+    _ticks "$BRIDGE_PID"
+    b1=$TICKS
+    pg1=$(pg_ticks); rm1=$(rmq_ticks); m1=$(machine_ticks)
+    stop_pid "$BRIDGE_PID" 60 || true
+    wait "$BRIDGE_PID" || true
+    BRIDGE_PID=
+    local distinct
+    distinct=$(sql "$db" "SELECT count(DISTINCT record_id) FROM sync_changelog")
+    [ "$distinct" = "$ROWS" ] || die "$db: sync_changelog holds $distinct distinct records, expected $ROWS (log: $blog)"
+    local seconds
+    seconds=$(sub "$done_at" "$t0")
+    RESULT_ROWS+=("$workload|$label|$ROWS|$seconds||$hwm|$(cpu_s 0 "$b1")|$(cpu_s "$pg0" "$pg1")|$(cpu_s "$rm0" "$rm1")|$(cpu_s "$m0" "$m1")||")
+    log "$db: $label read and placed $ROWS existing rows in ${seconds}s, peak RSS ${hwm} MB"
+    drop_run_objects "$db" "$db"
+}
+
 # ------------------------------------------------------------------ run
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -434,6 +541,7 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 T_START=$SECONDS
 BIG_LABEL="one big transaction"
 SMALL_LABEL="many small transactions"
+SNAP_LABEL="snapshot of existing rows"
 
 measure_recvlogical "$BIG_LABEL" big
 measure_bridge "$BIG_LABEL" big rabbitmq
@@ -441,6 +549,9 @@ measure_bridge "$BIG_LABEL" big memory
 measure_recvlogical "$SMALL_LABEL" small
 measure_bridge "$SMALL_LABEL" small rabbitmq
 measure_bridge "$SMALL_LABEL" small memory
+measure_copy "$SNAP_LABEL"
+measure_snapshot "$SNAP_LABEL" rabbitmq
+measure_snapshot "$SNAP_LABEL" memory
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 TOTAL_S=$((SECONDS - T_START))
@@ -483,13 +594,14 @@ contention_note() {
 }
 
 throughput_table() {
-    echo "| workload | consumer | rows | seconds | rows/s | × pg_recvlogical time | start-up s | rows/s excl. start-up | peak RSS MB |"
+    echo "| workload | consumer | rows | seconds | rows/s | × reference time | start-up s | rows/s excl. start-up | peak RSS MB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     local r workload consumer rows seconds startup rss rest kind ratio excl
     for r in "${RESULT_ROWS[@]}"; do
         IFS='|' read -r workload consumer rows seconds startup rss rest <<<"$r"
         kind=small
         [ "$workload" = "$BIG_LABEL" ] && kind=big
+        [ "$workload" = "$SNAP_LABEL" ] && kind=snapshot
         ratio=$(awk -v s="$seconds" -v r="${RECV_SECONDS[$kind]}" 'BEGIN { if (r > 0) printf "%.1f×", s / r; else print "n/a" }')
         if [ -n "$startup" ]; then
             excl=$(group "$(rate "$rows" "$(sub "$seconds" "$startup")")")
@@ -529,6 +641,10 @@ Workloads, each written into a fresh database with nothing reading the slot, the
   (written in $(fmt2 "${WRITE_TIMES[big]}") s).
 - **$SMALL_LABEL**: $(group "$SMALL_ROWS") single-row INSERT transactions from pgbench, $CLIENTS clients
   (written in $(fmt2 "${WRITE_TIMES[small]}") s).
+- **$SNAP_LABEL**: $(group "$BIG_ROWS") rows already in the table (vacuumed and analyzed) when the
+  bridge starts without a slot: it creates the slot, reads the rows in the snapshot the slot exports
+  and places them (\`Snapshot:Mode = Initial\`). Its reference is \`COPY (SELECT * FROM items) TO STDOUT\`
+  of the same rows to a psql that drops them: what PostgreSQL alone takes to read and send them.
 
 Table \`items (id bigint PRIMARY KEY, user_id bigint, title text, body text)\`, user_id = id % 100,
 title 20 and body 100 characters. The bridge assigns each row to bucket \`user:<user_id>\`.
@@ -538,7 +654,10 @@ $(throughput_table)
 - **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
   bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
   row was written to \`sync_changelog\` and acknowledged (checked: distinct record ids = rows).
-- **× pg_recvlogical time**: seconds divided by pg_recvlogical's seconds for the same workload.
+- **× reference time**: seconds divided by the reference's seconds for the same workload
+  (pg_recvlogical for the stream, COPY for the snapshot).
+- For the snapshot, **seconds** run from process start until every \`sync_snapshots\` job is done,
+  i.e. every row was placed and confirmed (checked: distinct record ids = rows).
 - **start-up s**: process start until the slot was \`active\` (.NET start, start-up checks, sidecar
   tables, bus); **rows/s excl. start-up** times from then on.
 - **peak RSS**: \`VmHWM\` of the bridge process (\`/usr/bin/time\` for pg_recvlogical).

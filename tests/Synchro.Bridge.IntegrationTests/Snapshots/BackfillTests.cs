@@ -22,7 +22,7 @@ public sealed class BackfillTests(ITestOutputHelper output)
         await env.ExecuteAsync($"INSERT INTO notes SELECT {NotesBase} + g, CASE WHEN g % 10 = 0 THEN NULL ELSE g % 20 + 1 END, 'note ' || g FROM generate_series(1, {Notes}) g");
 
         // A bridge of lists and cards only, with a workload on them that goes on throughout.
-        var before = env.BridgeSettings(("lists", "user_id"), ("cards", null));
+        var before = TestEnvironment.WithSnapshot(env.BridgeSettings(("lists", "user_id"), ("cards", null)));
         var bridge = scenario.Start(before);
         await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 2);
         using var stop = new CancellationTokenSource();
@@ -31,7 +31,7 @@ public sealed class BackfillTests(ITestOutputHelper output)
         Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(30)));
 
         // notes joins the configuration: the bridge backfills it at start while the stream goes on.
-        var after = env.BridgeSettings();
+        var after = TestEnvironment.WithSnapshot(env.BridgeSettings());
         TreeWorkload.Configure(after);
         after["Synchro:Snapshot:ChunkRows"] = "1000";
         bridge = scenario.Start(after);
@@ -66,7 +66,7 @@ public sealed class BackfillTests(ITestOutputHelper output)
             CREATE TABLE notes (id bigint PRIMARY KEY, user_id int, owner_id int, body text);
             INSERT INTO notes SELECT g, g % 20 + 1, CASE WHEN g % 7 = 0 THEN g % 20 + 2 ELSE g % 20 + 1 END, 'note ' || g FROM generate_series(1, {Notes}) g;
             """);
-        var byUser = env.BridgeSettings(("notes", "user_id"));
+        var byUser = TestEnvironment.WithSnapshot(env.BridgeSettings(("notes", "user_id")));
         var bridge = scenario.Start(byUser);
         await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 1);
         await scenario.WaitForCatchUpAsync(bridge, Deadline);
@@ -75,7 +75,7 @@ public sealed class BackfillTests(ITestOutputHelper output)
         var lastSeq = await env.ScalarAsync<long>("SELECT max(seq) FROM sync_changelog");
 
         // The rule changes to another column, under the same bucket names.
-        var byOwner = env.BridgeSettings(("notes", "owner_id"));
+        var byOwner = TestEnvironment.WithSnapshot(env.BridgeSettings(("notes", "owner_id")));
         byOwner["Synchro:Tables:0:BucketPrefix"] = "user";
         bridge = scenario.Start(byOwner);
         await scenario.WaitForSlotHeldAsync(bridge);

@@ -1,4 +1,5 @@
 using Synchro.Bridge.IntegrationTests.Infrastructure;
+using Synchro.Bridge.Replication;
 using Xunit.Abstractions;
 
 namespace Synchro.Bridge.IntegrationTests.Snapshots;
@@ -18,7 +19,8 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
 
         using var stop = new CancellationTokenSource();
         var writing = ExistingRowsWorkload.RunAsync(env.ConnectionString, Lists, clients: 3, seed: 800, stop.Token);
-        var bridge = scenario.Start(settings);
+        // Memory does not grow with the table: the heap is capped far below what 200,000 rows would hold.
+        var bridge = scenario.Start(settings, heapLimitBytes: 100L * 1024 * 1024);
         await WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
         var afterSnapshot = await env.ScalarAsync<long>("SELECT max(id) FROM test_audit");
         await Eventually.Until(() => env.ScalarAsync<long>("SELECT max(id) FROM test_audit"), id => id > afterSnapshot + 300, "writes after the snapshot");
@@ -84,13 +86,36 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         bridge.AssertRunning();
     }
 
+    [Fact]
+    public async Task snapshot_rows_reach_subscribers_as_complete_reads_before_the_first_streamed_change()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE notes (id bigint PRIMARY KEY, user_id bigint, body text); INSERT INTO notes VALUES (1, 7, 'a'), (2, NULL, 'b'), (3, 8, NULL)");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.notes", "*.public.notes");
+        await env.StartBridgeAsync(TestEnvironment.WithSnapshot(env.BridgeSettings(("notes", "user_id"))));
+        await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 3, "the three existing rows");
+        await env.ExecuteAsync("INSERT INTO notes VALUES (4, 7, 'd')");
+
+        var changes = await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 4, "the insert after the snapshot");
+        var slotStart = Lsn.Parse(await env.ScalarAsync<string>($"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{env.Name}'"));
+        Assert.Equal(
+            ["Read 1 id=1,user_id=7,body=a", "Read 2 id=2,user_id=NULL,body=b", "Read 3 id=3,user_id=8,body=NULL", "Insert 4 id=4,user_id=7,body=d"],
+            changes.Select(c => $"{c.Operation} {c.RecordId} {string.Join(",", c.NewRow!.Select(v => $"{v.Name}={v.Text ?? "NULL"}"))}"));
+        Assert.All(changes.Take(3), c => Assert.Null(c.OldRow));
+        // The reads form one transaction just before the slot's first change, numbered in key order.
+        Assert.Equal([0, 1, 2], changes.Take(3).Select(c => c.ChangeIndex));
+        Assert.Single(changes.Take(3).Select(c => c.CommitLsn).Distinct());
+        Assert.True(changes[0].CommitLsn < changes[3].CommitLsn && changes[0].CommitLsn < slotStart);
+        Assert.Equal(["user:7|notes|1|1", "global|notes|2|1", "user:8|notes|3|1", "user:7|notes|4|1"], await env.ChangelogAsync());
+    }
+
     /// <summary>Audited lists and cards with existing rows, and a bridge's settings for them (and notes).</summary>
     private static async Task<Dictionary<string, string?>> LoadAsync(FaultScenario scenario, int lists, int chunkRows)
     {
         await scenario.Env.ExecuteAsync(TreeWorkload.CreateTablesSql);
         await AuditOracle.InstallAsync(scenario.Env, "lists", "cards");
         await scenario.Env.ExecuteAsync(ExistingRowsWorkload.LoadSql(lists));
-        var settings = scenario.Env.BridgeSettings();
+        var settings = TestEnvironment.WithSnapshot(scenario.Env.BridgeSettings());
         TreeWorkload.Configure(settings);
         settings["Synchro:Snapshot:ChunkRows"] = chunkRows.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return settings;

@@ -19,6 +19,39 @@ public sealed class ChangeBatcherTests
         new(table, ChangeOperation.Update, id, [ColumnValue.Of("id", "int8", id)], oldId is null ? null : [ColumnValue.Of("id", "int8", oldId)], oldId);
 
     [Fact]
+    public void a_backfill_chunk_joins_its_watermarks_transaction_without_the_rows_a_newer_change_in_the_stream_carries()
+    {
+        var run = Guid.NewGuid();
+        var watermarks = new Synchro.Bridge.Replication.Snapshots.WatermarkChunks("slot", run);
+        var batcher = new ChangeBatcher("slot", run, new BatchingOptions(), watermarks);
+        watermarks.Track(Todos.Table);
+        var reader = Synchro.Bridge.Replication.Snapshots.TableReader.For(Todos);
+        ColumnValue[] Existing(string id) => [ColumnValue.Of("id", "bigint", id), ColumnValue.Of("title", "text", "old")];
+        // The chunk's snapshot (xmin 50, xmax 60) did not see transaction 55.
+        _ = watermarks.Submit(new Synchro.Bridge.Replication.Snapshots.PendingChunk(7, 0, reader, [Existing("1"), Existing("2")],
+            Synchro.Bridge.Replication.Snapshots.TransactionSnapshot.Parse("50:60:55"), Publish: false, Done: true, Bytes: 100));
+        batcher.Add(new TransactionBegun(55, 1000, Changes.CommittedAt));
+        batcher.Add(Row(Todos, "2"));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+        batcher.Add(new TransactionBegun(61, 2000, Changes.CommittedAt));
+        batcher.Add(new MessageEmitted(Synchro.Bridge.Replication.Snapshots.WatermarkChunks.Prefix, System.Text.Encoding.UTF8.GetBytes(watermarks.Watermark(7, 0)), true, 1990));
+        batcher.Add(new TransactionCommitted(2000, 2010));
+
+        var batch = batcher.Cut()!;
+
+        // Row 2 stays with the stream's newer change; row 1 is read in the watermark's transaction.
+        Assert.Equal([(1000UL, 0, ChangeOperation.Update, "2"), (2000UL, 0, ChangeOperation.Read, "1")],
+            batch.BucketParts.SelectMany(p => p.Sets).SelectMany(s => s.Changes).Select(c => (c.CommitLsn, c.ChangeIndex, c.Operation, c.RecordId)));
+        // A rebuild's reads are for the bucket consumer only; the watermark itself is never published.
+        Assert.Equal(["2"], batch.Parts.SelectMany(p => p.Changes).Select(c => c.RecordId));
+        Assert.Empty(batch.Messages);
+        // The chunk covered keys up to 2; its budget goes with the batch, given back once it is confirmed.
+        var progress = Assert.Single(batch.Progress);
+        Assert.Equal((7L, "2", 2, true), (progress.JobId, progress.LastKey!.Single(), progress.Rows, progress.Done));
+        Assert.Equal(Row(Todos, "2").Bytes + 100, batch.Bytes);
+    }
+
+    [Fact]
     public void changes_are_numbered_inside_each_transaction_and_grouped_per_table()
     {
         var batcher = Batcher();

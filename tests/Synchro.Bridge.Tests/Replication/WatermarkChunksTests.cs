@@ -71,6 +71,22 @@ public sealed class WatermarkChunksTests
         Assert.Same(ChunkOutcome.Retry, await outcome);
     }
 
+    [Fact]
+    public void a_snapshot_reads_every_parent_table_before_its_children()
+    {
+        var lists = new TableName("public", "lists");
+        var cards = new TableName("public", "cards");
+        var comments = new TableName("public", "comments");
+        var rules = new Synchro.Bridge.Buckets.Rules.BucketRuleSet(
+            [new Synchro.Bridge.Buckets.Rules.ParentRule(comments, cards, ["card_id"], GlobalWhenNull: false),
+             new Synchro.Bridge.Buckets.Rules.ParentRule(cards, lists, ["list_id"], GlobalWhenNull: false),
+             new Synchro.Bridge.Buckets.Rules.OwnerRule(lists, "user_id", "user", GlobalWhenNull: true),
+             new Synchro.Bridge.Buckets.Rules.GlobalRule(Table)], maxBucketsPerRow: 10);
+
+        Assert.Equal([lists, cards, comments, Table], SnapshotRunner.ParentsFirst([comments, cards, lists, Table], rules));
+        Assert.Equal([cards, comments], SnapshotRunner.ParentsFirst([comments, cards], rules)); // a parent not configured counts as a root
+    }
+
     private static readonly TableName Table = new("public", "todos");
 
     private static PendingChunk Chunk(long job, int chunk, string snapshot, params string[] ids)

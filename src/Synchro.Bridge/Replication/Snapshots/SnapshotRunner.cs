@@ -131,6 +131,14 @@ internal sealed class SnapshotRunner(
                 continue;
             }
 
+            if (!tables.Contains(TableName.Parse(job.Table)))
+            {
+                // Removed from the configuration since it was requested: the stream no longer carries it.
+                SnapshotLog.NotConfigured(logger, job.Table, job.Id);
+                await jobs.SupersedeAsync(job.Id, cancellationToken);
+                continue;
+            }
+
             await RunWatermarkJobAsync(job, watermarks, budget, cancellationToken);
         }
     }
@@ -243,6 +251,9 @@ internal static partial class SnapshotLog
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Debug, Message = "{Rows} rows of a chunk of {Table} were left out: the stream already carries a newer change of them")]
     public static partial void RowsNewerInStream(ILogger logger, string table, int rows);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Snapshot job {Job} of {Table} is superseded: the table is no longer in Synchro:Tables")]
+    public static partial void NotConfigured(ILogger logger, string table, long job);
 
     [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Snapshot of {Table}: {Done} of about {Estimate} rows, {Rate:0} rows/s, about {Remaining:0} s left")]
     public static partial void Progress(ILogger logger, string table, long done, long estimate, double rate, double remaining);
