@@ -374,21 +374,9 @@ measure_recvlogical() {   # measure_recvlogical WORKLOAD KIND
     drop_run_objects "$db" "$db"
 }
 
-measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
-    local workload=$1 kind=$2 bus=$3 db uri label
-    case $bus in
-        rabbitmq) db="bench_${kind}_rmq" uri=$BENCH_AMQP label="bridge + RabbitMQ" ;;
-        memory) db="bench_${kind}_mem" uri= label="bridge, in-memory bus" ;;
-    esac
-    prepare_db "$db"
-    write_workload "$db" "$kind"
-
-    local conn="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db"
-    local blog="$TMP/bridge-$db.log" t0 pg0 rm0 m0 b0
-    log "$db: starting the bridge ($label)"
-    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
-    t0=$(now)
-    env Synchro__Postgres__ConnectionString="$conn" \
+start_bridge() {   # start_bridge DB AMQP_URI LOG: the bridge on items of DB in the background (BRIDGE_PID)
+    local db=$1 uri=$2 blog=$3
+    env Synchro__Postgres__ConnectionString="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db" \
         Synchro__RabbitMq__Uri="$uri" \
         Synchro__Replication__SlotName="$db" \
         Synchro__Replication__PublicationName="$PUB" \
@@ -398,6 +386,22 @@ measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
         DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
         dotnet "$BRIDGE_DLL" run >"$blog" 2>&1 </dev/null &
     BRIDGE_PID=$!
+}
+
+measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
+    local workload=$1 kind=$2 bus=$3 db uri label
+    case $bus in
+        rabbitmq) db="bench_${kind}_rmq" uri=$BENCH_AMQP label="bridge + RabbitMQ" ;;
+        memory) db="bench_${kind}_mem" uri= label="bridge, in-memory bus" ;;
+    esac
+    prepare_db "$db"
+    write_workload "$db" "$kind"
+
+    local blog="$TMP/bridge-$db.log" t0 pg0 rm0 m0 b0
+    log "$db: starting the bridge ($label)"
+    pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    start_bridge "$db" "$uri" "$blog"
 
     local active_at= done_at= confirmed= a d c deadline out
     deadline=$(awk -v t="$t0" -v n="$RUN_TIMEOUT" 'BEGIN { printf "%d", t + n }')
@@ -491,21 +495,11 @@ measure_snapshot() {   # measure_snapshot WORKLOAD BUS(rabbitmq|memory): the bri
         memory) db=bench_snap_mem uri= label="bridge, in-memory bus" ;;
     esac
     prepare_snapshot_db "$db"
-    local conn="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db"
     local blog="$TMP/bridge-$db.log" t0 pg0 rm0 m0 done_at=
     log "$db: starting the bridge ($label) on $ROWS existing rows"
     pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
     t0=$(now)
-    env Synchro__Postgres__ConnectionString="$conn" \
-        Synchro__RabbitMq__Uri="$uri" \
-        Synchro__Replication__SlotName="$db" \
-        Synchro__Replication__PublicationName="$PUB" \
-        Synchro__Tables__0__Name=items \
-        Synchro__Tables__0__OwnerColumn=user_id \
-        Logging__LogLevel__Default=Warning \
-        DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
-        dotnet "$BRIDGE_DLL" run >"$blog" 2>&1 </dev/null &
-    BRIDGE_PID=$!
+    start_bridge "$db" "$uri" "$blog"
     local deadline
     deadline=$(awk -v t="$t0" -v n="$RUN_TIMEOUT" 'BEGIN { printf "%d", t + n }')
     while [ -z "$done_at" ]; do
