@@ -104,6 +104,17 @@ public sealed class BackfillTests(ITestOutputHelper output)
         Assert.Equal(await env.RowsAsync("SELECT e FROM (SELECT id::text || '|user:' || owner_id AS e FROM notes) n ORDER BY e COLLATE \"C\""),
             await env.RowsAsync("SELECT e FROM (SELECT record_id || '|' || bucket_id AS e FROM sync_bucket_edges) n ORDER BY e COLLATE \"C\""));
         Assert.Equal(["notes|initial|done", "notes|rebuild|done"], await env.RowsAsync("SELECT table_name, kind, status FROM sync_snapshots ORDER BY id"));
+
+        // What an operator reads: both jobs with their rows; a table that is not configured is refused with what to do.
+        var status = BridgeProcess.Start(byOwner, null, "snapshot", "status", "--all");
+        Assert.Equal(0, await status.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        var lines = status.RecentOutput.Split('\n').Select(l => System.Text.RegularExpressions.Regex.Replace(l.Trim(), " +", " ")).ToList();
+        Assert.Contains(lines, l => l.StartsWith($"1 notes initial done {Notes}/{Notes} ", StringComparison.Ordinal) && l.Contains(" exported ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith($"2 notes rebuild done {Notes}/{Notes} ", StringComparison.Ordinal) && l.Contains(" watermark ", StringComparison.Ordinal));
+        Assert.Contains("synchro-bridge: 0 snapshot jobs open.", lines);
+        var refused = BridgeProcess.Start(byOwner, null, "backfill", "lists");
+        Assert.Equal(2, await refused.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Contains("synchro-bridge: public.lists is not in Synchro:Tables. Add it there and restart the bridge: a table added to the configuration is backfilled when the bridge starts.", refused.RecentOutput, StringComparison.Ordinal);
         bridge.AssertRunning();
     }
 
