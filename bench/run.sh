@@ -528,6 +528,46 @@ measure_snapshot() {   # measure_snapshot WORKLOAD BUS(rabbitmq|memory): the bri
     drop_run_objects "$db" "$db"
 }
 
+# ------------------------------------------------------------------ bytes on the wire
+
+# What a subscriber receives per row: a queue bound to every table's change sets fills during a
+# small extra run (not a measured one: a filling queue costs the broker work), then its message
+# bodies are counted. Sets WIRE_BYTES_PER_ROW and WIRE_MESSAGES.
+measure_wire_bytes() {
+    local db=bench_wire api="${SYNCHRO_RABBIT_MGMT_URL}api" queue=bench_wire_subscriber rows=2000 out
+    prepare_db "$db"
+    BIG_ROWS=$rows write_workload "$db" big
+    # The exchange as MassTransit declares it, and a queue bound to every routing key.
+    curl -sf -u "$AMQP_USERINFO" -X PUT -H 'content-type: application/json' -d '{"type":"topic","durable":true}' \
+        "$api/exchanges/$VHOST/synchro.change-set" >/dev/null || die "cannot declare exchange synchro.change-set"
+    curl -sf -u "$AMQP_USERINFO" -X PUT -H 'content-type: application/json' -d '{"durable":false,"auto_delete":false}' \
+        "$api/queues/$VHOST/$queue" >/dev/null || die "cannot declare queue $queue"
+    curl -sf -u "$AMQP_USERINFO" -X POST -H 'content-type: application/json' -d '{"routing_key":"#"}' \
+        "$api/bindings/$VHOST/e/synchro.change-set/q/$queue" >/dev/null || die "cannot bind queue $queue"
+    start_bridge "$db" "$BENCH_AMQP" "$TMP/bridge-$db.log"
+    out=$(sql "$db" "SELECT done_at FROM bench_wait('$db', '$END_LSN', $RUN_TIMEOUT, $POLL)")
+    stop_pid "$BRIDGE_PID" 60 || true
+    wait "$BRIDGE_PID" || true
+    BRIDGE_PID=
+    [ -n "$out" ] || die "$db: the bridge did not confirm $END_LSN (log: $TMP/bridge-$db.log)"
+    # The management API refreshes queue statistics every few seconds.
+    local deadline=$((SECONDS + 30)) stats messages=0 bytes=0
+    while :; do
+        stats=$(curl -sf -u "$AMQP_USERINFO" "$api/queues/$VHOST/$queue") || die "cannot read queue $queue"
+        messages=$(sed -nE 's/.*"messages":([0-9]+).*/\1/p' <<<"$stats")
+        bytes=$(sed -nE 's/.*"message_bytes":([0-9]+).*/\1/p' <<<"$stats")
+        [ "${messages:-0}" -gt 0 ] && [ "${bytes:-0}" -gt 0 ] && break
+        [ "$SECONDS" -lt "$deadline" ] || die "queue $queue still shows no messages"
+        sleep 0.5
+    done
+    curl -sf -u "$AMQP_USERINFO" -X DELETE "$api/queues/$VHOST/$queue" >/dev/null || true
+    WIRE_MESSAGES=$messages
+    WIRE_BYTES_PER_ROW=$(awk -v b="$bytes" -v r="$rows" 'BEGIN { printf "%.0f", b / r }')
+    WIRE_ROWS=$rows
+    log "$db: subscribers receive $WIRE_BYTES_PER_ROW bytes per row ($bytes bytes in $messages change sets for $rows rows)"
+    drop_run_objects "$db" "$db"
+}
+
 # ------------------------------------------------------------------ run
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -546,6 +586,7 @@ measure_bridge "$SMALL_LABEL" small memory
 measure_copy "$SNAP_LABEL"
 measure_snapshot "$SNAP_LABEL" rabbitmq
 measure_snapshot "$SNAP_LABEL" memory
+measure_wire_bytes
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 TOTAL_S=$((SECONDS - T_START))
@@ -644,6 +685,10 @@ Table \`items (id bigint PRIMARY KEY, user_id bigint, title text, body text)\`, 
 title 20 and body 100 characters. The bridge assigns each row to bucket \`user:<user_id>\`.
 
 $(throughput_table)
+
+On the wire, a subscriber bound to every table receives **$WIRE_BYTES_PER_ROW bytes per row**: message bodies of
+the change sets (contract v1 in MassTransit's JSON envelope) of a $WIRE_ROWS-row transaction of this table,
+$WIRE_MESSAGES messages, counted by RabbitMQ (\`message_bytes\` of a queue bound with \`#\`; an extra run, not timed).
 
 - **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
   bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
