@@ -52,6 +52,31 @@ public sealed class ChangeBatcherTests
     }
 
     [Fact]
+    public async Task a_chunk_that_missed_a_truncate_in_the_stream_adds_nothing_and_is_read_again()
+    {
+        var run = Guid.NewGuid();
+        var watermarks = new Synchro.Bridge.Replication.Snapshots.WatermarkChunks("slot", run);
+        var batcher = new ChangeBatcher("slot", run, new BatchingOptions(), watermarks);
+        watermarks.Track(Todos.Table);
+        var outcome = watermarks.Submit(new Synchro.Bridge.Replication.Snapshots.PendingChunk(7, 0, Synchro.Bridge.Replication.Snapshots.TableReader.For(Todos),
+            [[ColumnValue.Of("id", "bigint", "1"), ColumnValue.Of("title", "text", "old")]],
+            Synchro.Bridge.Replication.Snapshots.TransactionSnapshot.Parse("50:60:55"), Publish: true, Done: true, Bytes: 100));
+        batcher.Add(new TransactionBegun(55, 1000, Changes.CommittedAt));
+        batcher.Add(new TablesTruncated([Todos]));
+        batcher.Add(new TransactionCommitted(1000, 1010));
+        batcher.Add(new TransactionBegun(61, 2000, Changes.CommittedAt));
+        batcher.Add(new MessageEmitted(Synchro.Bridge.Replication.Snapshots.WatermarkChunks.Prefix, System.Text.Encoding.UTF8.GetBytes(watermarks.Watermark(7, 0)), true, 1990));
+        batcher.Add(new TransactionCommitted(2000, 2010));
+
+        var batch = batcher.Cut()!;
+
+        Assert.Equal([ChangeOperation.Truncate], batch.Parts.SelectMany(p => p.Changes).Select(c => c.Operation));
+        Assert.Empty(batch.Progress);
+        Assert.Equal(128, batch.Bytes); // the truncate's; the chunk's budget stays with the backfill, which reads it again
+        Assert.Same(Synchro.Bridge.Replication.Snapshots.ChunkOutcome.Retry, await outcome);
+    }
+
+    [Fact]
     public void changes_are_numbered_inside_each_transaction_and_grouped_per_table()
     {
         var batcher = Batcher();

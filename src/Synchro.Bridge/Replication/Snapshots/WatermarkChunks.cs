@@ -87,8 +87,8 @@ internal sealed class WatermarkChunks(string source, Guid runId)
 
     /// <summary>
     /// The stream reached a watermark message: returns the chunk it closes with the rows that enter
-    /// the stream here, or null when the message is not one of this run's chunks (another source's,
-    /// or an earlier run's, read again after a restart).
+    /// the stream here, or null when nothing does: the message is not one of this run's chunks
+    /// (another source's, or an earlier run's, read again after a restart), or the chunk must be read again.
     /// </summary>
     public (PendingChunk Chunk, List<ColumnValue[]> Rows)? Reached(string prefix, byte[] content)
     {
@@ -119,8 +119,9 @@ internal sealed class WatermarkChunks(string source, Guid runId)
             var unseen = transactions.Where(t => !chunk.Snapshot.Sees(t.TransactionId)).ToList();
             if (unseen.Any(t => t.WholeTable))
             {
+                // Nothing joins the stream and the job does not move on: the chunk is read again.
                 chunk.Outcome.TrySetResult(ChunkOutcome.Retry);
-                return (chunk, []);
+                return null;
             }
 
             var newer = unseen.SelectMany(t => t.Keys).ToHashSet(StringComparer.Ordinal);
