@@ -28,7 +28,7 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         var transactions = await writing;
         await scenario.WaitForCatchUpAsync(bridge, Deadline);
 
-        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial'");
+        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial' AND snapshot IS NOT NULL");
         var before = await env.ScalarAsync<long>($"SELECT count(*) FROM test_audit WHERE table_name <> 'items' AND op = 'U' AND pg_visible_in_snapshot(xid, '{snapshot}')");
         var after = await env.ScalarAsync<long>($"SELECT count(*) FROM test_audit WHERE table_name <> 'items' AND NOT pg_visible_in_snapshot(xid, '{snapshot}')");
         output.WriteLine($"{transactions} concurrent transactions: {before} updates the snapshot saw, {after} changes after it");
@@ -76,13 +76,15 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         await scenario.WaitForCatchUpAsync(bridge, Deadline);
 
         // Every row placed once: one insert per bucket and record, no changelog row written twice.
-        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial'");
+        var snapshot = await env.ScalarAsync<string>("SELECT DISTINCT snapshot FROM sync_snapshots WHERE kind = 'initial' AND snapshot IS NOT NULL");
         var (lists, cards) = await TreeOracle.ComputeAsync(env, snapshot);
         await AuditOracle.AssertSidecarMatchesAsync(env, "lists", lists);
         await AuditOracle.AssertSidecarMatchesAsync(env, "cards", cards);
         // The cards resumed in chunks between watermarks after the last confirmed chunk (each row counted once), and notes never started before the kill.
         Assert.Equal(["lists|5000|exported|done", "cards|45000|watermark|done", "notes|0|watermark|done"],
             await env.RowsAsync("SELECT table_name, rows_done, method, status FROM sync_snapshots ORDER BY id"));
+        // Every job keeps the snapshot the initial snapshot started in, resumed or not.
+        Assert.Equal(1L, await env.ScalarAsync<long>("SELECT count(DISTINCT coalesce(snapshot, 'none')) FROM sync_snapshots"));
         bridge.AssertRunning();
     }
 

@@ -96,13 +96,16 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
         return await ReadAsync(command, cancellationToken);
     }
 
-    /// <summary>Marks the job running with its method (and, for an exported snapshot, the snapshot it reads) and its size estimate.</summary>
+    /// <summary>
+    /// Marks the job running with its method and its size estimate. An exported snapshot is recorded;
+    /// a job resumed by watermarks keeps the one it started in (where its rows' history begins).
+    /// </summary>
     public async Task StartAsync(long id, string method, string? snapshot, long? rowsEstimated, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
             $"""
             UPDATE {tables.Snapshots}
-            SET status = 'running', method = $2, snapshot = $3, rows_estimated = $4, started_at = coalesce(started_at, now()), updated_at = now()
+            SET status = 'running', method = $2, snapshot = coalesce($3, snapshot), rows_estimated = $4, started_at = coalesce(started_at, now()), updated_at = now()
             WHERE id = $1
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = id });
