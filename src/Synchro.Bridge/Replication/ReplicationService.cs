@@ -161,6 +161,13 @@ internal sealed class ReplicationService(
         (ulong ConsistentPoint, string SnapshotName)? exported = null;
         if (settings.Snapshot.Mode == SnapshotMode.Initial && !await SlotExistsAsync(token))
         {
+            // Start-up checked the slot; one that vanished since took changes with it (never re-snapshot silently).
+            if (await positionStore.LoadAsync(settings.Replication.SlotName, token) is { } stored)
+            {
+                throw new SynchroException(
+                    $"Replication slot '{settings.Replication.SlotName}' disappeared while the bridge ran, but sync_wal_position says the sidecar tables were brought to {Lsn.Format(stored)}: the changes since then were lost with the slot. Resynchronise the sidecar tables from the application tables, or run synchro-bridge run --accept-gap to read the existing rows again and go on, knowingly.");
+            }
+
             await snapshots.PlanInitialAsync(token);
             exported = await reader.CreateSlotWithSnapshotAsync(token);
         }

@@ -111,6 +111,31 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         Assert.Equal(["user:7|notes|1|1", "global|notes|2|1", "user:8|notes|3|1", "user:7|notes|4|1"], await env.ChangelogAsync());
     }
 
+    [Fact]
+    public async Task a_slot_dropped_under_a_running_bridge_stops_it_instead_of_snapshotting_again()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        var settings = TestEnvironment.WithSnapshot(scenario.Settings());
+        var bridge = scenario.Start(settings);
+        await WaitForSnapshotsAsync(scenario, bridge, jobs: 1);
+        await env.ExecuteAsync("INSERT INTO items VALUES (1, 4, 'before', NULL)");
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        // The walsender must go first: an active slot cannot be dropped. The bridge may take it back in between.
+        await Eventually.Until(async () =>
+        {
+            await env.ExecuteAsync($"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{env.Name}' AND active_pid IS NOT NULL");
+            await env.ExecuteAsync($"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{env.Name}' AND NOT active");
+            return await env.ScalarAsync<long>($"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{env.Name}'") == 0;
+        }, "the slot to be dropped");
+
+        Assert.Equal(1, await bridge.WaitForExitAsync(Deadline));
+        Assert.Contains($"synchro-bridge: Replication slot '{env.Name}' disappeared while the bridge ran, but sync_wal_position says", bridge.RecentOutput, StringComparison.Ordinal);
+        Assert.Equal(0L, await env.ScalarAsync<long>($"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{env.Name}'"));
+        Assert.Equal(1L, await env.ScalarAsync<long>("SELECT count(*) FROM sync_snapshots"));
+    }
+
     /// <summary>Audited lists and cards with existing rows, and a bridge's settings for them (and notes).</summary>
     private static async Task<Dictionary<string, string?>> LoadAsync(FaultScenario scenario, int lists, int chunkRows)
     {
