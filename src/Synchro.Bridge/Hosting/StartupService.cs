@@ -32,7 +32,7 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             // The slot reader needs them too: a snapshot reads parents' tables before their children's.
             rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
-                await setup.PrepareReplicationAsync(connection, source.Name, cancellationToken);
+                await setup.PrepareReplicationAsync(connection, source.Name, rules.Loaded, cancellationToken);
         }
 
         if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))

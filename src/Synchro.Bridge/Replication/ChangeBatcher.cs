@@ -100,6 +100,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
             case TransactionCommitted committed:
                 if (_open is null)
                     throw new UndecodableMessageException($"Commit at {committed.CommitLsn} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
+                watermarks?.Committed(_open.TransactionId);
                 _open = null;
                 _completedEndLsn = committed.EndLsn;
                 _messages.AddRange(_openMessages);

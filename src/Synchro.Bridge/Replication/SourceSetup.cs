@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using Npgsql;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Sources;
+using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Replication.Snapshots;
 
@@ -88,12 +89,19 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     /// snapshot, the slot reader creates it, to read in the snapshot it exports). Tables added to the
     /// configuration of a running source get a backfill of their existing rows (unless StreamOnly).
     /// </summary>
-    public async Task PrepareReplicationAsync(NpgsqlConnection connection, string source, CancellationToken cancellationToken)
+    /// <param name="rules">Orders the backfills of added tables parents first.</param>
+    public async Task PrepareReplicationAsync(NpgsqlConnection connection, string source, BucketRuleSet? rules, CancellationToken cancellationToken)
     {
-        IReadOnlyList<TableName> added;
+        // Requested before the table joins the publication: a crash in between leaves the table out of
+        // the publication, so the next start finds it added again (and joins the open request).
+        var backfill = options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null && await SlotExistsAsync(connection, cancellationToken);
         try
         {
-            added = await AlignPublicationAsync(connection, cancellationToken);
+            await AlignPublicationAsync(connection, async added =>
+            {
+                foreach (var table in backfill ? SnapshotRunner.ParentsFirst(added, rules) : [])
+                    await snapshotJobs!.RequestAsync(source, table, SnapshotKind.Backfill, cancellationToken);
+            }, cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
@@ -101,16 +109,18 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables, or connect as the owner.", e);
         }
 
-        var slotExisted = await EnsureSlotAsync(connection, cancellationToken);
-        if (slotExisted && options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null)
-        {
-            foreach (var table in added)
-                await snapshotJobs.RequestAsync(source, table, SnapshotKind.Backfill, cancellationToken);
-        }
+        await EnsureSlotAsync(connection, cancellationToken);
     }
 
-    /// <returns>The tables added to an existing publication.</returns>
-    private async Task<IReadOnlyList<TableName>> AlignPublicationAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task<bool> SlotExistsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <param name="addingToExisting">Called with the tables about to be added to an existing publication, before they are.</param>
+    private async Task AlignPublicationAsync(NpgsqlConnection connection, Func<IReadOnlyList<TableName>, Task> addingToExisting, CancellationToken cancellationToken)
     {
         var publication = options.Replication.PublicationName;
         var wanted = options.Tables.Select(t => TableName.Parse(t.Name)).ToHashSet();
@@ -122,7 +132,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (allTables is null)
         {
             await ExecuteAsync(connection, $"CREATE PUBLICATION {TableName.QuoteIdentifier(publication)} FOR TABLE {tableList}", cancellationToken);
-            return [];
+            return;
         }
 
         if (allTables is true)
@@ -138,9 +148,10 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 published.Add(new TableName(reader.GetString(0), reader.GetString(1)));
         }
 
-        if (!published.SetEquals(wanted))
-            await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
-        return wanted.Except(published).ToList();
+        if (published.SetEquals(wanted))
+            return;
+        await addingToExisting(options.Tables.Select(t => TableName.Parse(t.Name)).Where(t => !published.Contains(t)).ToList());
+        await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
     }
 
     /// <summary>
@@ -148,8 +159,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     /// were brought to (sync_wal_position). A slot that is missing, or was recreated past that
     /// position, lost changes: start is refused unless the operator accepts the gap.
     /// </summary>
-    /// <returns>True when the slot existed already.</returns>
-    private async Task<bool> EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
         ulong? slotStart = null;
@@ -175,7 +185,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         {
             if (stored is { } applied && start > applied)
                 await GapAsync($"replication slot '{slot}' starts at {Lsn.Format(start)}, after {Lsn.Format(applied)}, the position sync_wal_position says the sidecar tables were brought to (was the slot dropped and created again?): the changes in between are not in the slot", start, cancellationToken);
-            return true;
+            return;
         }
 
         if (stored is { } position)
@@ -192,7 +202,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             throw new StartupCheckException(
                 "PostgreSQL has no free replication slot (max_replication_slots is used up). Drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL.");
         if (options.Snapshot.Mode == SnapshotMode.Initial)
-            return false; // the slot reader creates it, exporting the snapshot its initial snapshot reads
+            return; // the slot reader creates it, exporting the snapshot its initial snapshot reads
 
         await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)", connection);
         create.Parameters.Add(new NpgsqlParameter { Value = slot });
@@ -200,7 +210,6 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         var created = Lsn.Parse((string)(await create.ExecuteScalarAsync(cancellationToken))!);
         if (stored is not null)
             await positions.SaveAsync(slot, created, cancellationToken); // the accepted gap: start afresh from the new slot
-        return false;
     }
 
     private async Task GapAsync(string what, ulong? slotStart, CancellationToken cancellationToken)

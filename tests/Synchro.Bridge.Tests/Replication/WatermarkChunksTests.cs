@@ -1,4 +1,5 @@
 using System.Text;
+using Synchro.Contracts;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Replication.Snapshots;
 
@@ -58,6 +59,22 @@ public sealed class WatermarkChunksTests
     }
 
     [Fact]
+    public async Task a_chunk_whose_snapshot_misses_a_transaction_streamed_before_tracking_began_is_read_again()
+    {
+        var chunks = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Committed(104); // in WAL and in the stream, still in progress for the next snapshot
+        chunks.Committed(90);
+        chunks.Track(Table);
+        var first = chunks.Submit(Chunk(1, 0, "100:110:104", "1"));
+        Assert.Null(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0))));
+        Assert.Same(ChunkOutcome.Retry, await first);
+
+        var second = chunks.Submit(Chunk(1, 1, "105:110:", "1"));
+        Assert.Single(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 1)))!.Value.Rows);
+        Assert.Equal(new ChunkOutcome(1, 0), await second);
+    }
+
+    [Fact]
     public async Task a_truncate_the_chunk_did_not_see_makes_it_read_again()
     {
         var chunks = new WatermarkChunks("src", Guid.NewGuid());
@@ -85,6 +102,18 @@ public sealed class WatermarkChunksTests
 
         Assert.Equal([lists, cards, comments, Table], SnapshotRunner.ParentsFirst([comments, cards, lists, Table], rules));
         Assert.Equal([cards, comments], SnapshotRunner.ParentsFirst([comments, cards], rules)); // a parent not configured counts as a root
+    }
+
+    [Fact]
+    public void a_chunk_of_large_rows_is_cut_to_its_share_of_the_byte_budget_but_holds_at_least_one_row()
+    {
+        ColumnValue[] Row(int characters) => [ColumnValue.Of("id", "int8", "1"), ColumnValue.Of("body", "text", new string('x', characters))];
+        var rows = new List<ColumnValue[]> { Row(1000), Row(1000), Row(1000) };
+        var one = 128 + Synchro.Bridge.Replication.DecodedEvent.SizeOf(rows[0]);
+
+        Assert.Equal((2, 2 * one), SnapshotRunner.Fit(rows, 2 * one + one / 2));
+        Assert.Equal((3, 3 * one), SnapshotRunner.Fit(rows, 10 * one));
+        Assert.Equal((1, one), SnapshotRunner.Fit(rows, 10)); // one row always goes, whatever its size
     }
 
     private static readonly TableName Table = new("public", "todos");

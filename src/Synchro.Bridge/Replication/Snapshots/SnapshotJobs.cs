@@ -134,15 +134,6 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
         return (await ReadAsync(command, cancellationToken)).SingleOrDefault();
     }
 
-    /// <summary>Ends one open job without finishing it (its table is no longer configured).</summary>
-    public async Task SupersedeAsync(long id, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(
-            $"UPDATE {tables.Snapshots} SET status = 'superseded', updated_at = now(), finished_at = now() WHERE id = $1 AND status IN ('pending', 'running')");
-        command.Parameters.Add(new NpgsqlParameter { Value = id });
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
     /// <summary>Ends the source's open jobs: a new initial snapshot reads every table again.</summary>
     public async Task SupersedeOpenAsync(string source, CancellationToken cancellationToken)
     {

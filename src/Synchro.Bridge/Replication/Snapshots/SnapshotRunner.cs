@@ -31,9 +31,13 @@ internal sealed class SnapshotRunner(
 {
     private static readonly TimeSpan IdlePoll = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan ProgressLogInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RetryPause = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>Jobs the initial snapshot of this run reads; the backfill loop leaves them alone.</summary>
-    private readonly HashSet<long> _exported = [];
+    /// <summary>
+    /// Jobs this run reads or has read to the end (the initial snapshot's, and watermark jobs whose last
+    /// chunk reached the stream): the backfill loop leaves them alone while their last progress is saved.
+    /// </summary>
+    private readonly HashSet<long> _handled = [];
 
     /// <summary>Tables in an order where every parent comes before its children.</summary>
     public static IReadOnlyList<TableName> ParentsFirst(IReadOnlyList<TableName> tables, BucketRuleSet? rules)
@@ -83,11 +87,12 @@ internal sealed class SnapshotRunner(
         // Before the slot's first change: every change the stream carries is newer than every row read here.
         var position = consistentPoint - 1;
         await output.WriteAsync(new TransactionBegun(0, position, DateTimeOffset.UtcNow), cancellationToken);
+        long rowsRead = 0;
         foreach (var table in tables)
         {
             if (!open.TryGetValue(table.SidecarName, out var job))
                 continue;
-            _exported.Add(job.Id);
+            _handled.Add(job.Id);
             var reader = await TableReader.OpenAsync(connection, table, cancellationToken);
             var estimate = await reader.EstimateRowsAsync(connection, cancellationToken);
             await jobs.StartAsync(job.Id, "exported", snapshot, estimate, cancellationToken);
@@ -97,6 +102,14 @@ internal sealed class SnapshotRunner(
             while (true)
             {
                 var rows = await reader.ReadChunkAsync(connection, last, chunkRows, cancellationToken);
+                rowsRead += rows.Count;
+                if (rowsRead >= int.MaxValue)
+                {
+                    // Numbered as one transaction: a change index past int.MaxValue would wrap.
+                    throw new SynchroException(
+                        $"The initial snapshot holds more than {int.MaxValue} rows, more than one transaction can number. Start with Synchro:Snapshot:Mode=StreamOnly and run synchro-bridge backfill for each table (a backfill numbers each chunk on its own).");
+                }
+
                 foreach (var row in rows)
                 {
                     var read = reader.ToRead(row);
@@ -124,22 +137,17 @@ internal sealed class SnapshotRunner(
         ArgumentNullException.ThrowIfNull(budget);
         while (!cancellationToken.IsCancellationRequested)
         {
-            var job = (await jobs.ListAsync(source, openOnly: true, cancellationToken)).FirstOrDefault(j => !_exported.Contains(j.Id));
+            // A job of a table this process does not stream waits (in a rolling deploy, for the instance that does).
+            var job = (await jobs.ListAsync(source, openOnly: true, cancellationToken))
+                .FirstOrDefault(j => !_handled.Contains(j.Id) && tables.Contains(TableName.Parse(j.Table)));
             if (job is null)
             {
                 await Task.Delay(IdlePoll, cancellationToken);
                 continue;
             }
 
-            if (!tables.Contains(TableName.Parse(job.Table)))
-            {
-                // Removed from the configuration since it was requested: the stream no longer carries it.
-                SnapshotLog.NotConfigured(logger, job.Table, job.Id);
-                await jobs.SupersedeAsync(job.Id, cancellationToken);
-                continue;
-            }
-
             await RunWatermarkJobAsync(job, watermarks, budget, cancellationToken);
+            _handled.Add(job.Id);
         }
     }
 
@@ -163,9 +171,17 @@ internal sealed class SnapshotRunner(
             while (true)
             {
                 var (rows, snapshot) = await ReadChunkAsync(reader, last, cancellationToken);
-                var bytes = rows.Sum(r => 128 + DecodedEvent.SizeOf(r));
-                await budget.AcquireAsync(bytes, cancellationToken);
                 var done = rows.Count < chunkRows;
+                // A chunk holds its bytes until the stream reaches its watermark and the batch is confirmed,
+                // so it may take only a quarter of the budget: the stream keeps the rest to get there.
+                var (taken, bytes) = Fit(rows, budget.Capacity / 4);
+                if (taken < rows.Count)
+                {
+                    rows = rows[..taken];
+                    done = false;
+                }
+
+                await budget.AcquireAsync(bytes, cancellationToken);
                 var pending = new PendingChunk(job.Id, chunk, reader, rows, snapshot, job.Kind != SnapshotKind.Rebuild, done, bytes);
                 var outcome = watermarks.Submit(pending);
                 await EmitWatermarkAsync(watermarks.Watermark(job.Id, chunk++), cancellationToken);
@@ -173,6 +189,7 @@ internal sealed class SnapshotRunner(
                 if (result == ChunkOutcome.Retry)
                 {
                     budget.Release(bytes); // never entered a batch
+                    await Task.Delay(RetryPause, cancellationToken); // what it waits for is a commit elsewhere
                     continue;
                 }
 
@@ -187,6 +204,22 @@ internal sealed class SnapshotRunner(
         {
             watermarks.Untrack(table);
         }
+    }
+
+    /// <summary>How many of the rows (at least one) fit into <paramref name="limit"/> bytes, and their bytes.</summary>
+    internal static (int Rows, long Bytes) Fit(IReadOnlyList<ColumnValue[]> rows, long limit)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        long bytes = 0;
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var size = 128 + DecodedEvent.SizeOf(rows[i]);
+            if (i > 0 && bytes + size > limit)
+                return (i, bytes);
+            bytes += size;
+        }
+
+        return (rows.Count, bytes);
     }
 
     private async Task<(List<ColumnValue[]> Rows, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, CancellationToken cancellationToken)
@@ -251,9 +284,6 @@ internal static partial class SnapshotLog
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Debug, Message = "{Rows} rows of a chunk of {Table} were left out: the stream already carries a newer change of them")]
     public static partial void RowsNewerInStream(ILogger logger, string table, int rows);
-
-    [LoggerMessage(EventId = 6005, Level = LogLevel.Warning, Message = "Snapshot job {Job} of {Table} is superseded: the table is no longer in Synchro:Tables")]
-    public static partial void NotConfigured(ILogger logger, string table, long job);
 
     [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Snapshot of {Table}: {Done} of about {Estimate} rows, {Rate:0} rows/s, about {Remaining:0} s left")]
     public static partial void Progress(ILogger logger, string table, long done, long estimate, double rate, double remaining);

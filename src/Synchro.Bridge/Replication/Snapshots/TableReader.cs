@@ -33,7 +33,7 @@ internal sealed class TableReader
 
     private string FirstChunkSql { get; }
 
-    /// <summary>The table's published columns and key, from the catalog.</summary>
+    /// <summary>The table's published columns and key (the index's key columns, not its INCLUDE ones), from the catalog.</summary>
     public static async Task<TableReader> OpenAsync(NpgsqlConnection connection, TableName table, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -41,7 +41,7 @@ internal sealed class TableReader
             """
             SELECT c.oid, a.attname, format_type(a.atttypid, a.atttypmod),
                    EXISTS (SELECT 1 FROM pg_index i
-                           WHERE i.indrelid = c.oid AND a.attnum = ANY(i.indkey)
+                           WHERE i.indrelid = c.oid AND a.attnum = ANY((i.indkey::int2[])[0:i.indnkeyatts - 1])
                              AND CASE WHEN c.relreplident = 'i' THEN i.indisreplident ELSE i.indisprimary END)
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace

@@ -27,21 +27,44 @@ internal sealed class WatermarkChunks(string source, Guid runId)
     /// <summary>A transaction touching more rows of a tracked table than this is kept as "the whole table".</summary>
     private const int MaxKeysPerTransaction = 50_000;
 
+    /// <summary>The stream's latest transactions remembered, for the ones committed before tracking began.</summary>
+    private const int RecentTransactions = 4_096;
+
     private readonly Lock _gate = new();
     private readonly Dictionary<TableName, List<TrackedTransaction>> _tracked = [];
     private readonly Dictionary<(long Job, int Chunk), PendingChunk> _chunks = [];
+    private readonly Queue<uint> _recent = new();
+    private readonly Dictionary<TableName, HashSet<uint>> _beforeTracking = [];
 
     /// <summary>Starts tracking the table's changes; call before reading its first chunk.</summary>
     public void Track(TableName table)
     {
         lock (_gate)
+        {
             _tracked.TryAdd(table, []);
+            // Already in the stream, their changes to the table unknown: a chunk must see them all.
+            _beforeTracking[table] = [.. _recent];
+        }
     }
 
     public void Untrack(TableName table)
     {
         lock (_gate)
+        {
             _tracked.Remove(table);
+            _beforeTracking.Remove(table);
+        }
+    }
+
+    /// <summary>A transaction the batcher has taken whole from the stream.</summary>
+    public void Committed(uint transactionId)
+    {
+        lock (_gate)
+        {
+            _recent.Enqueue(transactionId);
+            if (_recent.Count > RecentTransactions)
+                _recent.Dequeue();
+        }
     }
 
     /// <summary>True when some table is tracked (the batcher's fast path skips all work otherwise).</summary>
@@ -115,8 +138,19 @@ internal sealed class WatermarkChunks(string source, Guid runId)
         {
             if (!_chunks.Remove((job, chunkNumber), out var chunk))
                 return null;
-            var transactions = _tracked.GetValueOrDefault(chunk.Reader.Schema.Table) ?? [];
+            var table = chunk.Reader.Schema.Table;
+            var transactions = _tracked.GetValueOrDefault(table) ?? [];
             var unseen = transactions.Where(t => !chunk.Snapshot.Sees(t.TransactionId)).ToList();
+            // A transaction the stream carried before tracking began that this snapshot still does not see
+            // (its commit is in WAL, its backend not yet done, say waiting for a synchronous standby).
+            var before = _beforeTracking.GetValueOrDefault(table);
+            if (before is not null && before.Any(x => !chunk.Snapshot.Sees(x)))
+            {
+                chunk.Outcome.TrySetResult(ChunkOutcome.Retry);
+                return null;
+            }
+
+            before?.Clear(); // every later snapshot sees them too
             if (unseen.Any(t => t.WholeTable))
             {
                 // Nothing joins the stream and the job does not move on: the chunk is read again.
@@ -158,7 +192,10 @@ internal sealed record PendingChunk(long Job, int Chunk, TableReader Reader, IRe
 /// <param name="Newer">Rows left out because a change the chunk did not see is already in the stream.</param>
 internal sealed record ChunkOutcome(int Entered, int Newer)
 {
-    /// <summary>A TRUNCATE (or a change too large to track by key) the chunk did not see: read the chunk again.</summary>
+    /// <summary>
+    /// A TRUNCATE (or a change too large to track by key) the chunk did not see, or a transaction already
+    /// streamed before tracking began that its snapshot does not see yet: read the chunk again.
+    /// </summary>
     public static readonly ChunkOutcome Retry = new(-1, -1);
 }
 
