@@ -13,7 +13,7 @@ public sealed class BackfillTests(ITestOutputHelper output)
     [Fact]
     public async Task a_table_added_to_the_configuration_is_backfilled_under_a_live_workload_placing_every_record_once()
     {
-        const int Notes = 30_000;
+        const int Notes = 15_000;
         await using var scenario = await FaultScenario.CreateAsync();
         var env = scenario.Env;
         await env.ExecuteAsync(TreeWorkload.CreateTablesSql);

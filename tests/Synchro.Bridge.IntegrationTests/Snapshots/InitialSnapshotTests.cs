@@ -18,8 +18,10 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         var settings = await LoadAsync(scenario, Lists, chunkRows: 5000);
 
         using var stop = new CancellationTokenSource();
-        var writing = ExistingRowsWorkload.RunAsync(env.ConnectionString, Lists, clients: 3, seed: 800, stop.Token);
-        // Memory does not grow with the table: the heap is capped far below what 200,000 rows would hold.
+        var writing = ExistingRowsWorkload.RunAsync(env.ConnectionString, Lists, clients: 2, seed: 800, stop.Token);
+        // Memory does not grow with the table: the heap is capped far below what 200,000 rows would hold
+        // (with a smaller in-flight window than the default, so the collector does not run at the cap).
+        settings["Synchro:Batching:MaxInFlightBytes"] = (8 * 1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture);
         var bridge = scenario.Start(settings, heapLimitBytes: 100L * 1024 * 1024);
         await WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
         var afterSnapshot = await env.ScalarAsync<long>("SELECT max(id) FROM test_audit");
@@ -52,10 +54,10 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
     [Fact]
     public async Task a_snapshot_killed_half_way_resumes_after_its_last_confirmed_chunk_without_duplicates_or_gaps()
     {
-        const int Lists = 5_000; // and 45,000 cards
+        const int Lists = 2_000; // and 18,000 cards
         await using var scenario = await FaultScenario.CreateAsync();
         var env = scenario.Env;
-        var settings = await LoadAsync(scenario, Lists, chunkRows: 1000);
+        var settings = await LoadAsync(scenario, Lists, chunkRows: 500);
 
         var bridge = scenario.Start(settings);
         await Eventually.Until(async () =>
@@ -64,12 +66,12 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
             return await env.ScalarAsync<bool>("SELECT to_regclass('sync_snapshots') IS NOT NULL")
                 ? await env.ScalarAsync<long>("SELECT coalesce(max(rows_done), 0) FROM sync_snapshots WHERE table_name = 'cards'")
                 : 0;
-        }, rows => rows >= 10_000, "a fifth of the cards to be confirmed", Deadline);
+        }, rows => rows >= 4_000, "a fifth of the cards to be confirmed", Deadline);
         bridge.Kill();
         var confirmed = await env.ScalarAsync<long>("SELECT rows_done FROM sync_snapshots WHERE table_name = 'cards'");
         var placed = await env.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges WHERE table_name = 'cards'");
         output.WriteLine($"killed with {confirmed} cards confirmed and {placed} placed");
-        Assert.InRange(confirmed, 10_000, Lists * ExistingRowsWorkload.CardsPerList - 1);
+        Assert.InRange(confirmed, 4_000, Lists * ExistingRowsWorkload.CardsPerList - 1);
 
         bridge = scenario.Start(settings);
         await WaitForSnapshotsAsync(scenario, bridge, jobs: 3);
@@ -81,7 +83,7 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
         await AuditOracle.AssertSidecarMatchesAsync(env, "lists", lists);
         await AuditOracle.AssertSidecarMatchesAsync(env, "cards", cards);
         // The cards resumed in chunks between watermarks after the last confirmed chunk (each row counted once), and notes never started before the kill.
-        Assert.Equal(["lists|5000|exported|done", "cards|45000|watermark|done", "notes|0|watermark|done"],
+        Assert.Equal([$"lists|{Lists}|exported|done", $"cards|{Lists * ExistingRowsWorkload.CardsPerList}|watermark|done", "notes|0|watermark|done"],
             await env.RowsAsync("SELECT table_name, rows_done, method, status FROM sync_snapshots ORDER BY id"));
         // Every job keeps the snapshot the initial snapshot started in, resumed or not.
         Assert.Equal(1L, await env.ScalarAsync<long>("SELECT count(DISTINCT coalesce(snapshot, 'none')) FROM sync_snapshots"));
