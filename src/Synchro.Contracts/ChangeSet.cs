@@ -1,38 +1,40 @@
+using System.Text.Json.Serialization;
 using MassTransit;
 
 namespace Synchro.Contracts;
 
 /// <summary>
-/// The changes of one table from one or more whole committed transactions, or one chunk of a large
-/// transaction, in commit order. Published to <see cref="WireNames.ChangeSetExchange"/> with routing
-/// key <c>source.schema.table</c>.
+/// The changes of one table from one or more committed transactions, in commit order, as published
+/// for subscribers: raw JSON (no MassTransit envelope) on the topic exchange
+/// <see cref="WireNames.ChangeSetExchange"/> with routing key <c>source.schema.table</c>. The
+/// columns are named once per set; every row lists its values in their order. A schema change
+/// inside a batch starts a new set, so every row of a set has exactly these columns.
 /// </summary>
 /// <param name="Source">The source's name (by default <c>database-slot</c>): the first word of the routing key.</param>
-/// <param name="RunId">Identifies one run of the slot reader; confirmations from other runs are ignored.</param>
-/// <param name="BatchSequence">Sequence number of the batch inside the run; a batch is split into one or more change sets.</param>
-/// <param name="PartIndex">Index of this change set inside its batch.</param>
-/// <param name="PartCount">Number of change sets in the batch.</param>
 /// <param name="Schema">Schema of the table.</param>
 /// <param name="Table">Name of the table.</param>
-/// <param name="KeyColumns">The columns that make up <see cref="RowChange.RecordId"/>, in order.</param>
+/// <param name="Columns">The table's columns, in the order of every row's values.</param>
 /// <param name="Changes">The row changes, in commit order.</param>
 [MessageUrn(WireNames.ChangeSetUrn)]
 [EntityName(WireNames.ChangeSetExchange)]
 public sealed record ChangeSet(
-    string Source,
-    Guid RunId,
-    long BatchSequence,
-    int PartIndex,
-    int PartCount,
-    string Schema,
-    string Table,
-    IReadOnlyList<string> KeyColumns,
-    IReadOnlyList<RowChange> Changes)
+    [property: JsonPropertyName("source")] string Source,
+    [property: JsonPropertyName("schema")] string Schema,
+    [property: JsonPropertyName("table")] string Table,
+    [property: JsonPropertyName("columns")] IReadOnlyList<Column> Columns,
+    [property: JsonPropertyName("changes")] IReadOnlyList<Change> Changes) : IJsonOnDeserialized
 {
-    /// <summary>
-    /// Increases with every run of the slot reader (across processes and restarts). A run re-reads
-    /// everything its predecessors did not get acknowledged, so a change set of an older run than the
-    /// latest one is superseded: consumers of the sidecar tables skip it instead of applying it again.
-    /// </summary>
-    public long RunEpoch { get; init; }
+    /// <summary>The record ids' columns, in order.</summary>
+    [JsonIgnore]
+    public IEnumerable<Column> KeyColumns => Columns.Where(c => c.Key);
+
+    /// <summary>Gives every row of the set its columns, so values can be read by name.</summary>
+    void IJsonOnDeserialized.OnDeserialized()
+    {
+        foreach (var change in Changes)
+        {
+            change.NewRow?.Bind(Columns);
+            change.OldRow?.Bind(Columns);
+        }
+    }
 }

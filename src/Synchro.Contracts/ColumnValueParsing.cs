@@ -137,8 +137,9 @@ public static class ColumnValueParsing
     private static string Text(ColumnValue value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        return value.Kind == ColumnValueKind.Text
-            ? value.Text!
-            : throw new InvalidOperationException($"Column {value.Name} is {value.Kind}, not a value.");
+        return value.Text
+            ?? throw new InvalidOperationException(value.IsNull
+                ? $"Column {value.Name} is NULL, not a value."
+                : $"Column {value.Name} was not sent ({value.Unsent}), so it has no value here: keep the value you hold.");
     }
 }

@@ -1,4 +1,4 @@
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests;
 

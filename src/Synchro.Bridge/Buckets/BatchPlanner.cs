@@ -1,6 +1,6 @@
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 

@@ -3,7 +3,7 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 using Synchro.Bridge.Sidecar;
 
 namespace Synchro.Bridge.Buckets;
@@ -40,7 +40,7 @@ public sealed class BucketAssignmentConsumer(
             return;
         }
 
-        if (context.Headers.Get<string>(SourceIdentity.OriginHeader) is { } origin && source.HasOrigin && origin != source.Origin)
+        if (context.Headers.Get<string>(Synchro.Contracts.WireNames.OriginHeader) is { } origin && source.HasOrigin && origin != source.Origin)
         {
             // Another database publishes under our name. Applying it would write its rows into our
             // tables; skipping it loses nothing, as its own bridge never gets a confirmation for it.
@@ -69,7 +69,7 @@ public sealed class BucketAssignmentConsumer(
                 if (outcome.PreviousMissing)
                 {
                     // Unconfirmed: the slot reader's confirmation deadline ends its run, and the new run re-reads both parts.
-                    BucketsLog.PreviousMissing(logger, batch.BatchSequence, batch.PartIndex, new Lsn(batch.PreviousCommitLsn), batch.PreviousChangeIndex);
+                    BucketsLog.PreviousMissing(logger, batch.BatchSequence, batch.PartIndex, new Contracts.Lsn(batch.PreviousCommitLsn), batch.PreviousChangeIndex);
                     return;
                 }
 
@@ -93,7 +93,7 @@ public sealed class BucketAssignmentConsumer(
                 }
                 else
                 {
-                    BucketsLog.Holding(logger, e, batch.BatchSequence, batch.PartIndex, tables, new Lsn(firstLsn), hold.Error, delay.TotalSeconds);
+                    BucketsLog.Holding(logger, e, batch.BatchSequence, batch.PartIndex, tables, new Contracts.Lsn(firstLsn), hold.Error, delay.TotalSeconds);
                     await RecordHoldAsync(hold, cancellationToken);
                 }
 
@@ -153,13 +153,13 @@ internal static partial class BucketsLog
     public static partial void Superseded(ILogger logger, long epoch, long batch);
 
     [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Batch {Batch} part {Part} follows change {Lsn}#{Index}, which was never applied here (a part was lost); it is not applied either, and the slot reader re-reads both")]
-    public static partial void PreviousMissing(ILogger logger, long batch, int part, Lsn lsn, int index);
+    public static partial void PreviousMissing(ILogger logger, long batch, int part, Contracts.Lsn lsn, int index);
 
     [LoggerMessage(EventId = 2006, Level = LogLevel.Warning, Message = "Cannot reach the database to apply changes of {Tables} ({Error}); retrying in {Seconds} s, later batches wait")]
     public static partial void Unreachable(ILogger logger, string tables, string error, double seconds);
 
     [LoggerMessage(EventId = 2007, Level = LogLevel.Error, Message = "Holding batch {Batch} part {Part} ({Tables}, commit LSN {Lsn}): {Error}. Later changes wait behind it; fix the cause, it is retried in {Seconds} s")]
-    public static partial void Holding(ILogger logger, Exception exception, long batch, int part, string tables, Lsn lsn, string error, double seconds);
+    public static partial void Holding(ILogger logger, Exception exception, long batch, int part, string tables, Contracts.Lsn lsn, string error, double seconds);
 
     [LoggerMessage(EventId = 2008, Level = LogLevel.Information, Message = "Applied the held batch ({Tables}) after {Attempts} attempts; resuming")]
     public static partial void Resumed(ILogger logger, string tables, int attempts);

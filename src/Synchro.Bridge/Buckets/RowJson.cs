@@ -1,6 +1,6 @@
 using System.IO.Hashing;
 using System.Text;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 

@@ -4,7 +4,7 @@ using NpgsqlTypes;
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sidecar;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 

@@ -1,6 +1,6 @@
 using Npgsql;
 using Synchro.Bridge.Buckets.Rules;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 

@@ -1,5 +1,5 @@
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 
@@ -26,7 +26,7 @@ public readonly record struct ChangePosition(ulong CommitLsn, int ChangeIndex) :
 
     public static bool operator >=(ChangePosition left, ChangePosition right) => left.CompareTo(right) >= 0;
 
-    public override string ToString() => $"{new Lsn(CommitLsn)}#{ChangeIndex}";
+    public override string ToString() => $"{new Contracts.Lsn(CommitLsn)}#{ChangeIndex}";
 }
 
 /// <summary>A record in the sidecar tables: its table's sidecar name and its record id.</summary>

@@ -1,7 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets;
 

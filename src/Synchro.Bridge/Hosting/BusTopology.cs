@@ -5,23 +5,39 @@ using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Hosting;
 
 /// <summary>Exchange and queue layout on RabbitMQ; the in-memory bus uses MassTransit's defaults.</summary>
 internal static class BusTopology
 {
-    /// <summary>Change sets go to one topic exchange, routed by <c>source.schema.table</c>, so any service can bind to the sources and tables it wants.</summary>
+    /// <summary>
+    /// Subscriber contracts go to topic exchanges as raw JSON (no MassTransit envelope, any language
+    /// reads them): change sets routed by <c>source.schema.table</c>, logical messages by prefix.
+    /// The bridge's own batches keep MassTransit's envelope on a direct exchange, routed by source.
+    /// </summary>
     public static void ConfigureChangeSetPublishing(IRabbitMqBusFactoryConfigurator bus)
     {
-        bus.Publish<ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
-        bus.Send<ChangeSet>(s => s.UseRoutingKeyFormatter(context => WireNames.RoutingKey(context.Message.Source, context.Message.Schema, context.Message.Table)));
+        ArgumentNullException.ThrowIfNull(bus);
+        bus.AddRawJsonSerializer(RawSerializerOptions.AddTransportHeaders);
+        bus.Publish<Contracts.ChangeSet>(p => p.ExchangeType = ExchangeType.Topic);
+        bus.Send<Contracts.ChangeSet>(s =>
+        {
+            s.UseSerializer(RawJsonContentType);
+            s.UseRoutingKeyFormatter(context => Contracts.WireNames.RoutingKey(context.Message.Source, context.Message.Schema, context.Message.Table));
+        });
+        bus.Publish<Contracts.LogicalMessage>(p => p.ExchangeType = ExchangeType.Topic);
+        bus.Send<Contracts.LogicalMessage>(s =>
+        {
+            s.UseSerializer(RawJsonContentType);
+            s.UseRoutingKeyFormatter(context => context.Message.Prefix);
+        });
         bus.Publish<ChangeBatch>(p => p.ExchangeType = ExchangeType.Direct);
         bus.Send<ChangeBatch>(s => s.UseRoutingKeyFormatter(context => context.Message.Source));
-        bus.Publish<LogicalMessage>(p => p.ExchangeType = ExchangeType.Topic);
-        bus.Send<LogicalMessage>(s => s.UseRoutingKeyFormatter(context => context.Message.Prefix));
     }
+
+    private const string RawJsonContentType = "application/json";
 }
 
 /// <summary>
@@ -56,7 +72,7 @@ internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<Bu
             rabbit.DiscardFaultedMessages();
             // Enough to keep the consumer busy; more would only hold parts in memory.
             rabbit.PrefetchCount = 4;
-            rabbit.Bind(WireNames.ChangeBatchExchange, binding =>
+            rabbit.Bind(BridgeWireNames.ChangeBatchExchange, binding =>
             {
                 binding.ExchangeType = ExchangeType.Direct;
                 binding.RoutingKey = _source.Name;

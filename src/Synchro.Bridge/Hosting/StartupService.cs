@@ -1,4 +1,4 @@
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 using Synchro.Bridge.Buckets.Rules;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -41,8 +41,8 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             await BrokerProbe.CheckAsync(broker, settings.RabbitMq.ConnectTimeout, cancellationToken);
             if (settings.Roles.HasFlag(BridgeRoles.Buckets))
             {
-                var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
-                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketAssignmentConsumerDefinition.QueueName(source.Name), WireNames.ChangeSetExchange, legacyKeys, cancellationToken);
+                var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => Contracts.WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
+                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketAssignmentConsumerDefinition.QueueName(source.Name), BridgeWireNames.LegacyChangeSetExchange, legacyKeys, cancellationToken);
             }
         }
     }

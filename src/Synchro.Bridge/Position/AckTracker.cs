@@ -1,5 +1,5 @@
 using System.Threading.Channels;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Position;
 

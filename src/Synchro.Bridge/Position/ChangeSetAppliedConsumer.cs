@@ -1,5 +1,5 @@
 using MassTransit;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Position;
 

@@ -65,12 +65,12 @@ internal sealed class PositionReporter(IPositionStore store, string slotName, Ti
         await reader.ReportFlushedAsync(lsn, cancellationToken);
         _reported = lsn;
         activeRun.Progressed();
-        PositionLog.Acknowledged(logger, slotName, new Lsn(lsn));
+        PositionLog.Acknowledged(logger, slotName, new Contracts.Lsn(lsn));
     }
 }
 
 internal static partial class PositionLog
 {
     [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Slot {Slot} acknowledged up to {Lsn}")]
-    public static partial void Acknowledged(ILogger logger, string slot, Lsn lsn);
+    public static partial void Acknowledged(ILogger logger, string slot, Contracts.Lsn lsn);
 }

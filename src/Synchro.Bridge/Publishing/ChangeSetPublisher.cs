@@ -1,7 +1,7 @@
 using MassTransit;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Publishing;
 
@@ -37,8 +37,8 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
     private async Task PublishInOrderAsync(IEnumerable<ChangeSet> sets, CancellationToken cancellationToken)
     {
         var origin = source.Origin;
-        foreach (var set in sets)
-            await publishEndpoint.Publish(set, context => context.Headers.Set(SourceIdentity.OriginHeader, origin), cancellationToken);
+        foreach (var set in sets.SelectMany(SubscriberContract.From))
+            await publishEndpoint.Publish(set, context => context.Headers.Set(Contracts.WireNames.OriginHeader, origin), cancellationToken);
     }
 
     private async Task PublishBatchAsync(ChangeBatch batch, CancellationToken cancellationToken)
@@ -49,13 +49,13 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
             await publishEndpoint.Publish(batch, context =>
             {
                 context.Mandatory = true;
-                context.Headers.Set(SourceIdentity.OriginHeader, origin);
+                context.Headers.Set(Synchro.Contracts.WireNames.OriginHeader, origin);
             }, cancellationToken);
         }
         catch (MessageReturnedException e)
         {
             throw new SynchroTransientException(
-                $"RabbitMQ has no queue bound for source {batch.Source} on exchange {WireNames.ChangeBatchExchange}: the bucket consumer of source {batch.Source} has not declared its queue yet. Start a bridge with the Buckets role; publishing is retried.", e);
+                $"RabbitMQ has no queue bound for source {batch.Source} on exchange {BridgeWireNames.ChangeBatchExchange}: the bucket consumer of source {batch.Source} has not declared its queue yet. Start a bridge with the Buckets role; publishing is retried.", e);
         }
     }
 }

@@ -1,6 +1,7 @@
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Replication.Snapshots;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
+using LogicalMessage = Synchro.Contracts.LogicalMessage;
 
 namespace Synchro.Bridge.Replication;
 
@@ -89,12 +90,12 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 return IsFull ? Cut() : null;
 
             case MessageEmitted { Transactional: false } message:
-                _messages.Add(new LogicalMessage(source, message.Prefix, message.Content, false, message.Lsn, null));
+                _messages.Add(new LogicalMessage(source, message.Prefix, message.Content, false, new Contracts.Lsn(message.Lsn), null));
                 return IsFull ? Cut() : null;
 
             case MessageEmitted message:
                 // Held until the commit: an aborted transaction's messages are never published.
-                _openMessages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, message.Lsn, Open(null).CommitLsn));
+                _openMessages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, new Contracts.Lsn(message.Lsn), new Contracts.Lsn(Open(null).CommitLsn)));
                 return IsFull ? Cut() : null;
 
             case TransactionCommitted committed:
@@ -167,7 +168,8 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         long sliceBytes = 0;
         foreach (var pending in changes)
         {
-            if (slice.Count > 0 && (slice.Count >= options.MaxChangesPerSet || sliceBytes + pending.Bytes > options.MaxBytesPerSet))
+            // A key change's delete and insert stay together: subscribers receive them as one update.
+            if (slice.Count > 0 && pending.Change.PreviousRecordId is null && (slice.Count >= options.MaxChangesPerSet || sliceBytes + pending.Bytes > options.MaxBytesPerSet))
             {
                 yield return slice;
                 slice = [];
@@ -195,12 +197,12 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
         if (row.OldRecordId is not null)
         {
             // A key change moves the row to another identity: the old record is gone, a new one appears.
-            Append(open, row.Relation, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow, row.Bytes / 2);
-            Append(open, row.Relation, ChangeOperation.Insert, row.RecordId, row.NewRow, null, row.Bytes - row.Bytes / 2);
+            Append(open, row.Relation, ChangeOperation.Delete, row.OldRecordId, null, row.OldRow, row.Bytes / 2, row.OldRowIsKey);
+            Append(open, row.Relation, ChangeOperation.Insert, row.RecordId, row.NewRow, null, row.Bytes - row.Bytes / 2, previousRecordId: row.OldRecordId);
             return;
         }
 
-        Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow, row.Bytes);
+        Append(open, row.Relation, row.Operation, row.RecordId, row.NewRow, row.OldRow, row.Bytes, row.OldRowIsKey);
     }
 
     /// <summary>A backfill chunk joins the stream inside its watermark's transaction, after the changes the chunk saw.</summary>
@@ -221,6 +223,11 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private TransactionBegun Open(TableName? table) =>
         _open ?? throw new UndecodableMessageException($"A change{(table is null ? "" : " to " + table)} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
 
-    private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow, long bytes) =>
-        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin), bytes));
+    private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow, long bytes,
+        bool oldRowIsKey = false, string? previousRecordId = null) =>
+        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin)
+        {
+            OldRowIsKey = oldRowIsKey,
+            PreviousRecordId = previousRecordId,
+        }, bytes));
 }

@@ -1,4 +1,4 @@
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Replication;
 
@@ -36,6 +36,9 @@ internal sealed record RowChanged(
     ColumnValue[]? OldRow,
     string? OldRecordId) : DecodedEvent
 {
+    /// <summary><see cref="OldRow"/> is pgoutput's key tuple: only the key columns are values.</summary>
+    public bool OldRowIsKey { get; init; }
+
     public override long Bytes { get; } = 128 + SizeOf(NewRow) + SizeOf(OldRow);
 }
 

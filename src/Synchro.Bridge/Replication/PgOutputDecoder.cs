@@ -1,6 +1,6 @@
 using Npgsql.Replication.PgOutput;
 using Npgsql.Replication.PgOutput.Messages;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Replication;
 
@@ -69,14 +69,14 @@ internal sealed class PgOutputDecoder(RelationCatalog catalog)
                 if (oldRecordId is not null && oldRecordId != recordId)
                     await catalog.CompleteFromCurrentRowAsync(schema, newRow, _transactionId, cancellationToken); // the new identity's insert must be complete
                 return new RowChanged(schema, ChangeOperation.Update, recordId, newRow, oldRow,
-                    oldRecordId == recordId ? null : oldRecordId);
+                    oldRecordId == recordId ? null : oldRecordId) { OldRowIsKey = update is IndexUpdateMessage };
             }
 
             case KeyDeleteMessage keyDelete:
             {
                 var schema = SchemaOf(keyDelete.Relation.RelationId);
                 var key = await ReadRowAsync(schema, keyDelete.Key, cancellationToken);
-                return new RowChanged(schema, ChangeOperation.Delete, RecordIdOf(schema, key), null, key, null);
+                return new RowChanged(schema, ChangeOperation.Delete, RecordIdOf(schema, key), null, key, null) { OldRowIsKey = true };
             }
 
             case FullDeleteMessage fullDelete:

@@ -1,6 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Replication;
 

@@ -11,8 +11,6 @@ namespace Synchro.Bridge.Sources;
 /// </summary>
 public sealed class SourceIdentity
 {
-    public const string OriginHeader = "Synchro-Origin";
-
     private string? _origin;
 
     public SourceIdentity(string name) => Name = name;

@@ -1,5 +1,5 @@
 using Synchro.Bridge.IntegrationTests.Infrastructure;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.IntegrationTests.Buckets;
 
@@ -63,7 +63,7 @@ public sealed class EndToEndTests
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync(TodosTable);
         await env.ExecuteAsync("CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint, total numeric(10,2) NOT NULL)");
-        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.orders-only", "*.public.orders");
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.orders-only", "public.orders");
         await env.StartBridgeAsync(("todos", "user_id"), ("orders", "user_id"));
 
         // The todos change set is applied before the orders change is made, so had it been routed to
@@ -77,7 +77,7 @@ public sealed class EndToEndTests
 
         Assert.All(subscriber.Received, set => Assert.Equal(("public", "orders"), (set.Schema, set.Table)));
         var changes = subscriber.Received.SelectMany(s => s.Changes).ToList();
-        Assert.Equal([ChangeOperation.Insert, ChangeOperation.Update], changes.Select(c => c.Operation));
+        Assert.Equal([Contracts.ChangeOperation.Insert, Contracts.ChangeOperation.Update], changes.Select(c => c.Operation));
         Assert.All(changes, c => Assert.Equal("10", c.RecordId));
         Assert.Equal(
             ["id=10 (bigint)", "user_id=7 (bigint)", "total=99.99 (numeric(10,2))"],

@@ -1,4 +1,5 @@
 using Synchro.Bridge.Buckets;
+using Synchro.Bridge.Changes;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 using static Synchro.Bridge.IntegrationTests.Infrastructure.RuleHarness;
@@ -32,7 +33,7 @@ public sealed class RuleSemanticsTests
 
     private static (string, object?) Task(long id) => ("task_id", id);
 
-    private static async Task Step(RuleHarness bus, string[] expected, params Synchro.Contracts.ChangeSet[] sets)
+    private static async Task Step(RuleHarness bus, string[] expected, params ChangeSet[] sets)
     {
         var before = await bus.LastSeqAsync();
         await bus.ApplyAsync(sets);
@@ -165,7 +166,7 @@ public sealed class RuleSemanticsTests
         await bus.ApplyAsync(Set("lists", Insert(100, 0, 1, Owner(7))));
 
         // The part with the change at 200#0 was lost; the next one names it as its predecessor.
-        var next = new Synchro.Contracts.ChangeBatch(Source, bus.RunId, bus.NextBatchSequence(), 1, 2, [Set("lists", Insert(300, 0, 2, Owner(8)))])
+        var next = new ChangeBatch(Source, bus.RunId, bus.NextBatchSequence(), 1, 2, [Set("lists", Insert(300, 0, 2, Owner(8)))])
         {
             PreviousCommitLsn = 200,
             PreviousChangeIndex = 0,

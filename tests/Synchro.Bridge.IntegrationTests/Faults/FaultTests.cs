@@ -407,7 +407,7 @@ public sealed class FaultTests(ITestOutputHelper output)
         // MassTransit binds the queue to an exchange of its own name, and that exchange to the change-batch exchange.
         using var management = TestEnvironment.Management();
         var bindings = await management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>(
-            $"api/exchanges/{env.Name}/{Contracts.WireNames.ChangeBatchExchange}/bindings/source");
+            $"api/exchanges/{env.Name}/{Changes.BridgeWireNames.ChangeBatchExchange}/bindings/source");
         return bindings!.Where(b => b.GetProperty("destination").GetString() == $"synchro.{source}.bucket-assignment")
             .Select(b => b.GetProperty("routing_key").GetString()!).Order(StringComparer.Ordinal).ToList();
     }

@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
 using System.Text;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.IntegrationTests.Hosting;
 
@@ -15,16 +15,16 @@ public sealed class UpgradeTests
         await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
         var bucketExchange = $"synchro.{env.Source}.bucket-assignment";
         using var management = TestEnvironment.Management();
-        (await management.PutAsync($"api/exchanges/{env.Name}/{WireNames.ChangeSetExchange}", Json("""{"type":"topic","durable":true}"""))).EnsureSuccessStatusCode();
+        (await management.PutAsync($"api/exchanges/{env.Name}/{BridgeWireNames.LegacyChangeSetExchange}", Json("""{"type":"topic","durable":true}"""))).EnsureSuccessStatusCode();
         (await management.PutAsync($"api/exchanges/{env.Name}/{bucketExchange}", Json("""{"type":"fanout","durable":true}"""))).EnsureSuccessStatusCode();
         foreach (var key in new[] { $"{env.Source}.public.todos", "#" })
-            (await management.PostAsync($"api/bindings/{env.Name}/e/{WireNames.ChangeSetExchange}/e/{bucketExchange}", Json($$"""{"routing_key":"{{key}}"}"""))).EnsureSuccessStatusCode();
+            (await management.PostAsync($"api/bindings/{env.Name}/e/{BridgeWireNames.LegacyChangeSetExchange}/e/{bucketExchange}", Json($$"""{"routing_key":"{{key}}"}"""))).EnsureSuccessStatusCode();
 
         await env.StartBridgeAsync(("todos", "user_id"));
         await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7)");
         await Eventually.Until(env.ChangelogAsync, rows => rows.Count == 1, "the insert applied");
 
-        var bindings = await management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>($"api/exchanges/{env.Name}/{WireNames.ChangeSetExchange}/bindings/source");
+        var bindings = await management.GetFromJsonAsync<List<System.Text.Json.JsonElement>>($"api/exchanges/{env.Name}/{BridgeWireNames.LegacyChangeSetExchange}/bindings/source");
         Assert.DoesNotContain(bindings!, b => b.GetProperty("destination").GetString() == bucketExchange);
         Assert.Equal(["user:7|todos|1|1"], await env.ChangelogAsync());
         // Nothing was parked for a person to purge.

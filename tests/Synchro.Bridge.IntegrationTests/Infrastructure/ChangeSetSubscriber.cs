@@ -1,14 +1,19 @@
 using System.Collections.Concurrent;
 using MassTransit;
 using RabbitMQ.Client;
+using Synchro.Bridge.Changes;
 using Synchro.Bridge.Hosting;
-using Synchro.Contracts;
+using Synchro.Subscriptions;
+using Change = Synchro.Contracts.Change;
+using ChangeSet = Synchro.Contracts.ChangeSet;
+using LogicalMessage = Synchro.Contracts.LogicalMessage;
 
 namespace Synchro.Bridge.IntegrationTests.Infrastructure;
 
 /// <summary>
-/// Another service on the bus, as a user would write one: its own queue bound to the change-set
-/// exchange for the routing keys it wants, and the confirmations as they pass.
+/// Another service on the bus, as a user would write one with the subscriber kit: its own queue
+/// bound to the tables it wants, and (for tests of the bridge itself) the batches and confirmations
+/// between the bridge's roles as they pass. Every subscriber message is also kept as it arrived.
 /// </summary>
 internal sealed class ChangeSetSubscriber : IAsyncDisposable
 {
@@ -18,6 +23,9 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
 
     public ConcurrentQueue<ChangeSet> Received { get; } = new();
 
+    /// <summary>Every subscriber message as it came off the queue: routing key, headers, raw body.</summary>
+    public ConcurrentQueue<RawDelivery> Raw { get; } = new();
+
     public ConcurrentQueue<ChangeSetApplied> Confirmations { get; } = new();
 
     /// <summary>The batches the bucket consumer receives, when the subscriber was started with their source.</summary>
@@ -26,39 +34,43 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
     public ConcurrentQueue<LogicalMessage> Messages { get; } = new();
 
     /// <summary>Every change received, in order of arrival.</summary>
-    public List<RowChange> Changes => Received.SelectMany(s => s.Changes).ToList();
+    public List<Change> Changes => Received.SelectMany(s => s.Changes).ToList();
 
     public IPublishEndpoint Publisher => _bus;
 
-    public static Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] routingKeys) =>
-        StartAsync(amqp, queue, routingKeys, []);
+    public static Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, params string[] tables) =>
+        StartAsync(amqp, queue, tables, []);
 
-    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, string[] routingKeys, string[] messagePrefixes, string? batchesOfSource = null)
+    public static async Task<ChangeSetSubscriber> StartAsync(Uri amqp, string queue, string[] tables, string[] messagePrefixes, string? batchesOfSource = null)
     {
         ChangeSetSubscriber? subscriber = null;
         var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
         {
             cfg.Host(amqp);
             BusTopology.ConfigureChangeSetPublishing(cfg);
-            cfg.ReceiveEndpoint(queue, endpoint =>
+            if (tables.Length > 0)
             {
-                BindTopic(endpoint, WireNames.ChangeSetExchange, routingKeys);
-
-                endpoint.Handler<ChangeSet>(context =>
+                cfg.ReceiveEndpoint(queue, endpoint =>
                 {
-                    subscriber!.Received.Enqueue(context.Message);
-                    return Task.CompletedTask;
+                    endpoint.SubscribeToChanges(tables);
+                    endpoint.Handler<ChangeSet>(context =>
+                    {
+                        subscriber!.Keep(context);
+                        subscriber.Received.Enqueue(context.Message);
+                        return Task.CompletedTask;
+                    });
                 });
-            });
+            }
+
             if (messagePrefixes.Length > 0)
             {
                 cfg.ReceiveEndpoint(queue + ".messages", endpoint =>
                 {
-                    BindTopic(endpoint, WireNames.LogicalMessageExchange, messagePrefixes);
-
+                    endpoint.SubscribeToLogicalMessages(messagePrefixes);
                     endpoint.Handler<LogicalMessage>(context =>
                     {
-                        subscriber!.Messages.Enqueue(context.Message);
+                        subscriber!.Keep(context);
+                        subscriber.Messages.Enqueue(context.Message);
                         return Task.CompletedTask;
                     });
                 });
@@ -69,7 +81,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
                 cfg.ReceiveEndpoint(queue + ".batches", endpoint =>
                 {
                     endpoint.ConfigureConsumeTopology = false;
-                    endpoint.Bind(WireNames.ChangeBatchExchange, binding =>
+                    endpoint.Bind(BridgeWireNames.ChangeBatchExchange, binding =>
                     {
                         binding.ExchangeType = ExchangeType.Direct;
                         binding.RoutingKey = batchesOfSource;
@@ -93,18 +105,15 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
         return subscriber;
     }
 
-    private static void BindTopic(IRabbitMqReceiveEndpointConfigurator endpoint, string exchange, string[] routingKeys)
-    {
-        endpoint.ConfigureConsumeTopology = false;
-        foreach (var key in routingKeys)
-        {
-            endpoint.Bind(exchange, binding =>
-            {
-                binding.ExchangeType = ExchangeType.Topic;
-                binding.RoutingKey = key;
-            });
-        }
-    }
+    private void Keep(ConsumeContext context) =>
+        Raw.Enqueue(new RawDelivery(
+            context.RoutingKey() ?? "",
+            context.ReceiveContext.ContentType?.MediaType ?? "",
+            context.Headers.GetAll().ToDictionary(h => h.Key, h => h.Value?.ToString()),
+            context.ReceiveContext.GetBody()));
 
     public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
 }
+
+/// <summary>A message as RabbitMQ delivered it.</summary>
+internal sealed record RawDelivery(string RoutingKey, string ContentType, IReadOnlyDictionary<string, string?> Headers, byte[] Body);

@@ -10,7 +10,7 @@ using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sidecar;
 using Synchro.Bridge.Sources;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.IntegrationTests.Infrastructure;
 

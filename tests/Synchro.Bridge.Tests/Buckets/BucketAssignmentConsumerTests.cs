@@ -8,7 +8,7 @@ using Synchro.Bridge.Replication;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Sources;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 using static Synchro.Bridge.Tests.Changes;
 using Synchro.Bridge.Sidecar;
 
@@ -147,8 +147,8 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
     [Fact]
     public async Task batches_of_another_database_under_our_source_name_are_not_applied_and_turn_health_red()
     {
-        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)), context => context.Headers.Set(SourceIdentity.OriginHeader, "7300000000000000002/app/" + Source));
-        await _harness.Bus.Publish(Batch(Insert(200, 0, 2, 8)), context => context.Headers.Set(SourceIdentity.OriginHeader, _source.Origin));
+        await _harness.Bus.Publish(Batch(Insert(100, 0, 1, 7)), context => context.Headers.Set(Synchro.Contracts.WireNames.OriginHeader, "7300000000000000002/app/" + Source));
+        await _harness.Bus.Publish(Batch(Insert(200, 0, 2, 8)), context => context.Headers.Set(Synchro.Contracts.WireNames.OriginHeader, _source.Origin));
 
         Assert.True(await _harness.Published.Any<ChangeSetApplied>());
         Assert.Equal(2, _harness.Consumed.Select<ChangeBatch>().Count());

@@ -1,5 +1,5 @@
 using Synchro.Bridge.Buckets;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Buckets;
 

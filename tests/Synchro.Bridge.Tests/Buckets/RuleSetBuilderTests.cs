@@ -1,7 +1,7 @@
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Buckets;
 

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Options;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Hosting;
 

@@ -1,5 +1,5 @@
 using Synchro.Bridge.Position;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Position;
 

@@ -1,6 +1,6 @@
 using Synchro.Bridge.Position;
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Replication;
 

@@ -1,6 +1,6 @@
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Tests.Replication;
 
@@ -229,7 +229,7 @@ public sealed class ChangeBatcherTests
         batcher.Add(new TransactionCommitted(1000, 1010));
         var afterCommit = batcher.Cut()!;
         var message = afterCommit.Messages.Single();
-        Assert.Equal(("audit", (byte)2, true, 950UL, (ulong?)1000), (message.Prefix, message.Content.Single(), message.Transactional, message.MessageLsn, message.CommitLsn));
+        Assert.Equal(("audit", (byte)2, true, 950UL, (ulong?)1000), (message.Prefix, message.Content.Single(), message.Transactional, message.MessageLsn.Value, message.CommitLsn?.Value));
     }
 
     private static RowChanged Wide(string id, int characters) =>

@@ -1,5 +1,5 @@
 using System.Text;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Replication.Snapshots;
 
@@ -122,7 +122,7 @@ public sealed class WatermarkChunksTests
     {
         var schema = new RelationSchema(1, Table, [new RelationColumn("id", "int8", true), new RelationColumn("title", "text", false)]);
         var reader = TableReaderFor(schema);
-        var rows = ids.Select(id => new[] { Synchro.Contracts.ColumnValue.Of("id", "int8", id), Synchro.Contracts.ColumnValue.Of("title", "text", "t") }).ToList();
+        var rows = ids.Select(id => new[] { ColumnValue.Of("id", "int8", id), ColumnValue.Of("title", "text", "t") }).ToList();
         return new PendingChunk(job, chunk, reader, rows, TransactionSnapshot.Parse(snapshot), Publish: true, Done: false, Bytes: 0);
     }
 

@@ -1,5 +1,5 @@
 using Synchro.Bridge.Replication;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Buckets.Rules;
 

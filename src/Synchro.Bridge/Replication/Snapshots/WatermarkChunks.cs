@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text.Json;
-using Synchro.Contracts;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Replication.Snapshots;
 

@@ -1,11 +1,11 @@
 using MassTransit;
 
-namespace Synchro.Contracts;
+namespace Synchro.Bridge.Changes;
 
 /// <summary>
 /// A stretch of the stream in commit order across all tables: one part of a batch (one or more
 /// whole committed transactions, or one chunk of a large one), the parts following each other.
-/// Published to <see cref="WireNames.ChangeBatchExchange"/> with the source's name as routing key,
+/// Published to <see cref="BridgeWireNames.ChangeBatchExchange"/> with the source's name as routing key,
 /// for the bucket consumer: it applies the tables' changes in commit order (a child row after its
 /// parent, a bucket fed by two tables). Subscribers of single tables use <see cref="ChangeSet"/>,
 /// which carry the same changes per table.
@@ -16,8 +16,8 @@ namespace Synchro.Contracts;
 /// <param name="PartIndex">Index of this part inside its batch; parts are in stream order.</param>
 /// <param name="PartCount">Number of parts in the batch.</param>
 /// <param name="Sets">The part's changes per table; merged by (<see cref="RowChange.CommitLsn"/>, <see cref="RowChange.ChangeIndex"/>) they are the part in commit order.</param>
-[MessageUrn(WireNames.ChangeBatchUrn)]
-[EntityName(WireNames.ChangeBatchExchange)]
+[MessageUrn(BridgeWireNames.ChangeBatchUrn)]
+[EntityName(BridgeWireNames.ChangeBatchExchange)]
 public sealed record ChangeBatch(string Source, Guid RunId, long BatchSequence, int PartIndex, int PartCount, IReadOnlyList<ChangeSet> Sets)
 {
     /// <summary>The run's epoch (see <see cref="ChangeSet.RunEpoch"/>): a batch of an older run than the latest is superseded.</summary>

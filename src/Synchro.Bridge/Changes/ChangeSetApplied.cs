@@ -1,6 +1,6 @@
 using MassTransit;
 
-namespace Synchro.Contracts;
+namespace Synchro.Bridge.Changes;
 
 /// <summary>
 /// Published by the bucket-assignment consumer once a <see cref="ChangeBatch"/> (one part of a batch) is durably applied to
@@ -10,6 +10,6 @@ namespace Synchro.Contracts;
 /// <param name="RunId">The batch's <see cref="ChangeBatch.RunId"/>.</param>
 /// <param name="BatchSequence">The batch's <see cref="ChangeBatch.BatchSequence"/>.</param>
 /// <param name="PartIndex">The part's <see cref="ChangeBatch.PartIndex"/>.</param>
-[MessageUrn(WireNames.ChangeSetAppliedUrn)]
-[EntityName(WireNames.ChangeSetAppliedExchange)]
+[MessageUrn(BridgeWireNames.ChangeSetAppliedUrn)]
+[EntityName(BridgeWireNames.ChangeSetAppliedExchange)]
 public sealed record ChangeSetApplied(string Source, Guid RunId, long BatchSequence, int PartIndex);

@@ -1,4 +1,4 @@
-namespace Synchro.Contracts;
+namespace Synchro.Bridge.Changes;
 
 /// <summary>One row change, as committed in PostgreSQL.</summary>
 /// <param name="CommitLsn">Commit LSN of the transaction that made the change.</param>
@@ -20,4 +20,11 @@ public sealed record RowChange(
     string RecordId,
     IReadOnlyList<ColumnValue>? NewRow,
     IReadOnlyList<ColumnValue>? OldRow,
-    string? Origin = null);
+    string? Origin = null)
+{
+    /// <summary><see cref="OldRow"/> holds only the key (pgoutput's key tuple): its other columns are placeholders, not NULLs.</summary>
+    public bool OldRowIsKey { get; init; }
+
+    /// <summary>For the insert that carries a key change's new identity: the record id the row had before (the delete just before it).</summary>
+    public string? PreviousRecordId { get; init; }
+}
