@@ -30,8 +30,9 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
     public async Task PublishMessagesAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        var origin = source.Origin;
         foreach (var message in batch.Messages)
-            await publishEndpoint.Publish(message, cancellationToken);
+            await publishEndpoint.Publish(message, context => context.Headers.Set(Contracts.WireNames.OriginHeader, origin), cancellationToken);
     }
 
     private async Task PublishInOrderAsync(IEnumerable<ChangeSet> sets, CancellationToken cancellationToken)

@@ -109,7 +109,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
         Raw.Enqueue(new RawDelivery(
             context.RoutingKey() ?? "",
             context.ReceiveContext.ContentType?.MediaType ?? "",
-            context.Headers.GetAll().ToDictionary(h => h.Key, h => h.Value?.ToString()),
+            context.ReceiveContext.TransportHeaders.GetAll().GroupBy(h => h.Key).ToDictionary(h => h.Key, h => h.Last().Value?.ToString()),
             context.ReceiveContext.GetBody()));
 
     public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
