@@ -22,19 +22,26 @@ public sealed record ChangeSet(
     [property: JsonPropertyName("schema")] string Schema,
     [property: JsonPropertyName("table")] string Table,
     [property: JsonPropertyName("columns")] IReadOnlyList<Column> Columns,
-    [property: JsonPropertyName("changes")] IReadOnlyList<Change> Changes) : IJsonOnDeserialized
+    IReadOnlyList<Change> Changes)
 {
+    /// <summary>The row changes, in commit order; every row's values know their columns, so they can be read by name.</summary>
+    [JsonPropertyName("changes")]
+    public IReadOnlyList<Change> Changes { get; init; } = BindRows(Columns, Changes);
+
     /// <summary>The record ids' columns, in order.</summary>
     [JsonIgnore]
     public IEnumerable<Column> KeyColumns => Columns.Where(c => c.Key);
 
-    /// <summary>Gives every row of the set its columns, so values can be read by name.</summary>
-    void IJsonOnDeserialized.OnDeserialized()
+    private static IReadOnlyList<Change> BindRows(IReadOnlyList<Column> columns, IReadOnlyList<Change> changes)
     {
-        foreach (var change in Changes)
+        ArgumentNullException.ThrowIfNull(columns);
+        ArgumentNullException.ThrowIfNull(changes);
+        foreach (var change in changes)
         {
-            change.NewRow?.Bind(Columns);
-            change.OldRow?.Bind(Columns);
+            change.NewRow?.Bind(columns);
+            change.OldRow?.Bind(columns);
         }
+
+        return changes;
     }
 }
