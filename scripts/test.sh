@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: starts PostgreSQL and RabbitMQ on loopback (installing RabbitMQ if needed), builds,
-# runs the unit tests, the integration tests against those servers, and checks docker-compose.yml.
+# runs the unit tests, the integration tests against those servers, checks docker-compose.yml and
+# packs the subscriber packages.
 # Integration tests fail (never skip) when a server is unreachable.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,6 +31,7 @@ run_tests() {
 run_tests tests/Synchro.Bridge.Tests
 run_tests tests/Synchro.Bridge.IntegrationTests
 scripts/check-compose.sh || status=1
+scripts/check-packages.sh || status=1
 
 echo "$passed passed, $failed failed"
 exit $status
