@@ -533,17 +533,21 @@ measure_snapshot() {   # measure_snapshot WORKLOAD BUS(rabbitmq|memory): the bri
 # What a subscriber receives per row: a queue bound to every table's change sets fills during a
 # small extra run (not a measured one: a filling queue costs the broker work), then its message
 # bodies are counted. Sets WIRE_BYTES_PER_ROW and WIRE_MESSAGES.
+WIRE_EXCHANGE=synchro.change-set.v2
+# Contract v1 (MassTransit's indented JSON envelope, every column's name, type and kind on every
+# row) measured on this workload by this script at commit 1686180, the last one publishing v1.
+WIRE_V1_BYTES_PER_ROW=942
 measure_wire_bytes() {
     local db=bench_wire api="${SYNCHRO_RABBIT_MGMT_URL}api" queue=bench_wire_subscriber rows=2000 out
     prepare_db "$db"
     BIG_ROWS=$rows write_workload "$db" big
     # The exchange as MassTransit declares it, and a queue bound to every routing key.
     curl -sf -u "$AMQP_USERINFO" -X PUT -H 'content-type: application/json' -d '{"type":"topic","durable":true}' \
-        "$api/exchanges/$VHOST/synchro.change-set" >/dev/null || die "cannot declare exchange synchro.change-set"
+        "$api/exchanges/$VHOST/$WIRE_EXCHANGE" >/dev/null || die "cannot declare exchange $WIRE_EXCHANGE"
     curl -sf -u "$AMQP_USERINFO" -X PUT -H 'content-type: application/json' -d '{"durable":false,"auto_delete":false}' \
         "$api/queues/$VHOST/$queue" >/dev/null || die "cannot declare queue $queue"
     curl -sf -u "$AMQP_USERINFO" -X POST -H 'content-type: application/json' -d '{"routing_key":"#"}' \
-        "$api/bindings/$VHOST/e/synchro.change-set/q/$queue" >/dev/null || die "cannot bind queue $queue"
+        "$api/bindings/$VHOST/e/$WIRE_EXCHANGE/q/$queue" >/dev/null || die "cannot bind queue $queue"
     start_bridge "$db" "$BENCH_AMQP" "$TMP/bridge-$db.log"
     out=$(sql "$db" "SELECT done_at FROM bench_wait('$db', '$END_LSN', $RUN_TIMEOUT, $POLL)")
     stop_pid "$BRIDGE_PID" 60 || true
@@ -687,8 +691,10 @@ title 20 and body 100 characters. The bridge assigns each row to bucket \`user:<
 $(throughput_table)
 
 On the wire, a subscriber bound to every table receives **$WIRE_BYTES_PER_ROW bytes per row**: message bodies of
-the change sets (contract v1 in MassTransit's JSON envelope) of a $WIRE_ROWS-row transaction of this table,
-$WIRE_MESSAGES messages, counted by RabbitMQ (\`message_bytes\` of a queue bound with \`#\`; an extra run, not timed).
+the change sets (contract v2: raw JSON, columns named once per set) of a $WIRE_ROWS-row transaction of this
+table, $WIRE_MESSAGES messages, counted by RabbitMQ (\`message_bytes\` of a queue bound with \`#\` to
+\`$WIRE_EXCHANGE\`; an extra run, not timed). Before contract v2 the same rows took **$WIRE_V1_BYTES_PER_ROW bytes per
+row** (contract v1 in MassTransit's indented envelope, measured by this script at commit 1686180).
 
 - **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
   bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
