@@ -1,3 +1,4 @@
+using ChangePosition = Synchro.Contracts.ChangePosition;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
@@ -26,7 +27,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         var (latestEpoch, appliedThrough) = await LockSourceAsync(connection, batch.Source, cancellationToken);
         if (batch.RunEpoch < latestEpoch)
             return new ApplyOutcome { Superseded = true };
-        if (batch.PreviousCommitLsn != 0 && appliedThrough is { } applied && applied < new ChangePosition(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
+        if (batch.PreviousCommitLsn != 0 && appliedThrough is { } applied && applied < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
             return new ApplyOutcome { PreviousMissing = true };
 
         var changes = new List<StagedChange>();
@@ -104,7 +105,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         await reader.NextResultAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
             return (0, null);
-        var applied = reader.IsDBNull(1) ? (ChangePosition?)null : new ChangePosition((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2));
+        var applied = reader.IsDBNull(1) ? (ChangePosition?)null : ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2));
         return (reader.GetInt64(0), applied);
     }
 
@@ -116,7 +117,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
             ON CONFLICT (source) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = source });
-        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(position.CommitLsn), NpgsqlDbType = NpgsqlDbType.PgLsn });
+        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(position.CommitLsn.Value), NpgsqlDbType = NpgsqlDbType.PgLsn });
         command.Parameters.Add(new NpgsqlParameter { Value = position.ChangeIndex });
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -153,7 +154,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         {
             var record = state[new RecordKey(reader.GetString(0), reader.GetString(1))];
             record.Exists = true;
-            record.Position = new ChangePosition((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(2), reader.GetInt32(3));
+            record.Position = ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(2), reader.GetInt32(3));
             record.Removed = reader.GetBoolean(4);
             record.Checksum = reader.IsDBNull(5) ? null : reader.GetInt32(5);
             record.Parent = reader.IsDBNull(6) ? null : new RecordKey(reader.GetString(6), reader.GetString(7));

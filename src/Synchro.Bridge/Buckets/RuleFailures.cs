@@ -69,7 +69,7 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarTables tabl
             total.FailuresReplayed += outcome.FailuresReplayed;
             total.FailuresObsolete += outcome.FailuresObsolete;
             var last = chunk[^1].Position;
-            after = (new NpgsqlLogSequenceNumber(last.CommitLsn), last.ChangeIndex);
+            after = (new NpgsqlLogSequenceNumber(last.CommitLsn.Value), last.ChangeIndex);
         }
     }
 

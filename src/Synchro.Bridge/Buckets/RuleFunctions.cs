@@ -1,3 +1,4 @@
+using ChangePosition = Synchro.Contracts.ChangePosition;
 using Npgsql;
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Changes;

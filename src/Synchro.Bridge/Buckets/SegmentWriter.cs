@@ -1,3 +1,4 @@
+using ChangePosition = Synchro.Contracts.ChangePosition;
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
@@ -111,7 +112,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         await using var batch = new NpgsqlBatch(connection);
         LockChangelog(batch);
         var counted = new List<int>();
-        var lsn = new NpgsqlLogSequenceNumber(step.At.CommitLsn);
+        var lsn = new NpgsqlLogSequenceNumber(step.At.CommitLsn.Value);
         var table = step.Table.SidecarName;
         // Only links the current rules make count: a table reconfigured away from its parent keeps stale links until its rows change.
         var links = rules.All.OfType<ParentRule>().ToArray();
@@ -266,7 +267,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 """,
                 live.Select(t => t.Key.Table).ToArray(),
                 live.Select(t => t.Key.RecordId).ToArray(),
-                live.Select(t => Lsn.Format(t.Value.Position!.Value.CommitLsn)).ToArray(),
+                live.Select(t => t.Value.Position!.Value.CommitLsn.ToString()).ToArray(),
                 live.Select(t => t.Value.Position!.Value.ChangeIndex).ToArray(),
                 live.Select(t => t.Value.Removed).ToArray(),
                 live.Select(t => t.Value.Checksum).ToArray(),
@@ -329,6 +330,6 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             """,
             applied.Select(a => a.Key.Table).ToArray(),
             applied.Select(a => a.Key.RecordId).ToArray(),
-            applied.Select(a => Lsn.Format(a.Value.CommitLsn)).ToArray(),
+            applied.Select(a => a.Value.CommitLsn.ToString()).ToArray(),
             applied.Select(a => a.Value.ChangeIndex).ToArray()));
 }

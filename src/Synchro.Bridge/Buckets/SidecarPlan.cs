@@ -1,32 +1,20 @@
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Changes;
+using Synchro.Contracts;
+using ChangeOperation = Synchro.Bridge.Changes.ChangeOperation;
 
 namespace Synchro.Bridge.Buckets;
 
-/// <summary>Where a change stands in the stream; orders changes and recognises replays.</summary>
-public readonly record struct ChangePosition(ulong CommitLsn, int ChangeIndex) : IComparable<ChangePosition>
+/// <summary>Where a change stands in the stream (<see cref="ChangePosition"/>, the subscriber contract's): orders changes and recognises replays.</summary>
+internal static class ChangePositions
 {
     public static ChangePosition Of(RowChange change)
     {
         ArgumentNullException.ThrowIfNull(change);
-        return new(change.CommitLsn, change.ChangeIndex);
+        return new(new Contracts.Lsn(change.CommitLsn), change.ChangeIndex);
     }
 
-    public int CompareTo(ChangePosition other)
-    {
-        var byLsn = CommitLsn.CompareTo(other.CommitLsn);
-        return byLsn != 0 ? byLsn : ChangeIndex.CompareTo(other.ChangeIndex);
-    }
-
-    public static bool operator <(ChangePosition left, ChangePosition right) => left.CompareTo(right) < 0;
-
-    public static bool operator >(ChangePosition left, ChangePosition right) => left.CompareTo(right) > 0;
-
-    public static bool operator <=(ChangePosition left, ChangePosition right) => left.CompareTo(right) <= 0;
-
-    public static bool operator >=(ChangePosition left, ChangePosition right) => left.CompareTo(right) >= 0;
-
-    public override string ToString() => $"{new Contracts.Lsn(CommitLsn)}#{ChangeIndex}";
+    public static ChangePosition At(ulong commitLsn, int changeIndex) => new(new Contracts.Lsn(commitLsn), changeIndex);
 }
 
 /// <summary>A record in the sidecar tables: its table's sidecar name and its record id.</summary>
@@ -46,7 +34,7 @@ public sealed record RuleFailure(string Table, string RecordId, ChangeOperation 
 /// <param name="FailureId">Set when the change is replayed from sync_rule_failures.</param>
 public sealed record StagedChange(TableName Table, RowChange Change, long? FailureId = null)
 {
-    public ChangePosition Position => ChangePosition.Of(Change);
+    public ChangePosition Position => ChangePositions.Of(Change);
 }
 
 /// <summary>What the sidecar tables say about one record, as far as the bucket rules need it.</summary>

@@ -1,3 +1,4 @@
+using ChangePosition = Synchro.Contracts.ChangePosition;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Replication;
@@ -98,7 +99,7 @@ public sealed class BatchPlannerTests
     {
         var state = new Dictionary<RecordKey, RecordState>
         {
-            [new RecordKey("todos", "1")] = new() { Exists = true, Position = new ChangePosition(100, 0), Edges = [new BucketEdge("user:7", 42, 100)] },
+            [new RecordKey("todos", "1")] = new() { Exists = true, Position = ChangePositions.At(100, 0), Edges = [new BucketEdge("user:7", 42, 100)] },
         };
 
         var plan = Plan(ByUser, state, Todo(Update(200, 3, 1, 7, title: "renamed")));
@@ -113,12 +114,12 @@ public sealed class BatchPlannerTests
     {
         var state = new Dictionary<RecordKey, RecordState>
         {
-            [new RecordKey("todos", "1")] = new() { Exists = true, Position = new ChangePosition(200, 0), Edges = [new BucketEdge("user:8", 42, 200)] },
+            [new RecordKey("todos", "1")] = new() { Exists = true, Position = ChangePositions.At(200, 0), Edges = [new BucketEdge("user:8", 42, 200)] },
         };
         StagedChange[] changes = [Todo(Insert(100, 0, 1, 7)), Todo(Update(200, 0, 1, 8)), Todo(Insert(150, 0, 2, 7))];
         var index = 0;
 
-        var plan = new BatchPlanner(ByUser, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, new ChangePosition(150, 0));
+        var plan = new BatchPlanner(ByUser, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, ChangePositions.At(150, 0));
 
         Assert.Empty(plan.Changelog);
         Assert.Empty(plan.Touched);
@@ -149,7 +150,7 @@ public sealed class BatchPlannerTests
     {
         var state = new Dictionary<RecordKey, RecordState>
         {
-            [new RecordKey("todos", "1")] = new() { Exists = true, Position = new ChangePosition(100, 0), Edges = [new BucketEdge("user:7", 42, 100)] },
+            [new RecordKey("todos", "1")] = new() { Exists = true, Position = ChangePositions.At(100, 0), Edges = [new BucketEdge("user:7", 42, 100)] },
         };
         var rules = new BucketRuleSet([new OwnerRule(Todos, "owner_id", "owner", GlobalWhenNull: true)], 3);
 
@@ -160,7 +161,7 @@ public sealed class BatchPlannerTests
         var failure = Assert.Single(plan.Failures);
         Assert.Equal(("1", 200UL, 1), (failure.RecordId, failure.CommitLsn, failure.ChangeIndex));
         Assert.Contains("owner_id", failure.Error, StringComparison.Ordinal);
-        Assert.Equal(new ChangePosition(100, 0), state[new RecordKey("todos", "1")].Position);
+        Assert.Equal(ChangePositions.At(100, 0), state[new RecordKey("todos", "1")].Position);
     }
 
     [Fact]
@@ -197,7 +198,7 @@ public sealed class BatchPlannerTests
         var first = planner.PlanSegment(changes, ref index, null);
         Assert.Equal(4, index);
         var cascade = Assert.IsType<Cascade>(first.Step);
-        Assert.Equal((new RecordKey("todos", "1"), new ChangePosition(300, 0)), (cascade.Root, cascade.At));
+        Assert.Equal((new RecordKey("todos", "1"), ChangePositions.At(300, 0)), (cascade.Root, cascade.At));
         Assert.Equal(["user:9"], cascade.Buckets);
         Assert.Equal(("user:8", "10", ChangeOperation.Insert), Log(first)[3]);
 
@@ -212,7 +213,7 @@ public sealed class BatchPlannerTests
     {
         var state = new Dictionary<RecordKey, RecordState>
         {
-            [new RecordKey("todos", "1")] = new() { Exists = true, Position = new ChangePosition(100, 0), HasChildren = true, Edges = [new BucketEdge("user:7", 1, 100)] },
+            [new RecordKey("todos", "1")] = new() { Exists = true, Position = ChangePositions.At(100, 0), HasChildren = true, Edges = [new BucketEdge("user:7", 1, 100)] },
         };
 
         var plan = Plan(TodosWithComments, state, Todo(Update(200, 0, 1, 7, deletedAt: "2026-11-23 12:00:00+00")));
@@ -230,9 +231,9 @@ public sealed class BatchPlannerTests
         var rules = new BucketRuleSet([new FunctionRule(Todos, "public", "todo_buckets")], maxBucketsPerRow: 3);
         var outputs = new Dictionary<ChangePosition, RuleOutput>
         {
-            [new ChangePosition(100, 0)] = new(["team:1", "", "team:1", " ", "team:2"], null),
-            [new ChangePosition(100, 1)] = new(["a", "b", "c", "d"], null),
-            [new ChangePosition(100, 2)] = new([], "P0001: no team"),
+            [ChangePositions.At(100, 0)] = new(["team:1", "", "team:1", " ", "team:2"], null),
+            [ChangePositions.At(100, 1)] = new(["a", "b", "c", "d"], null),
+            [ChangePositions.At(100, 2)] = new([], "P0001: no team"),
         };
         StagedChange[] changes = [Todo(Insert(100, 0, 1, 7)), Todo(Insert(100, 1, 2, 7)), Todo(Insert(100, 2, 3, 7))];
         var index = 0;
@@ -254,7 +255,7 @@ public sealed class BatchPlannerTests
         var plan = new BatchPlanner(ByUser, [], new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, null);
 
         Assert.Equal(2, index);
-        Assert.Equal(new Truncate(Todos, new ChangePosition(200, 1)), plan.Step);
+        Assert.Equal(new Truncate(Todos, ChangePositions.At(200, 1)), plan.Step);
         Assert.Equal([("global", "3", ChangeOperation.Insert)], Log(plan));
     }
 }

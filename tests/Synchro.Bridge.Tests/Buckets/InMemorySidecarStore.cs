@@ -1,3 +1,4 @@
+using ChangePosition = Synchro.Contracts.ChangePosition;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Replication;
