@@ -91,11 +91,17 @@ internal sealed class AckTracker : IDisposable
     public bool Confirm(ChangeSetApplied applied)
     {
         ArgumentNullException.ThrowIfNull(applied);
-        if (applied.RunId != RunId)
-            return false;
+        return applied.RunId == RunId && Confirm(applied.BatchSequence, applied.PartIndex);
+    }
+
+    /// <summary>Records that the publisher's own part of a batch is done (its subscriber change sets are confirmed by the broker).</summary>
+    public void ConfirmPublished(long sequence, int partIndex) => Confirm(sequence, partIndex);
+
+    private bool Confirm(long sequence, int partIndex)
+    {
         lock (_gate)
         {
-            if (!_pending.TryGetValue(applied.BatchSequence, out var batch) || !batch.Confirm(applied.PartIndex))
+            if (!_pending.TryGetValue(sequence, out var batch) || !batch.Confirm(partIndex))
                 return false;
             _lastProgress = _time.GetUtcNow();
             AdvanceLocked();

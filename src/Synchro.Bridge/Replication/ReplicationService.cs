@@ -375,9 +375,13 @@ internal sealed class ReplicationService(
 
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
-        // The bucket consumer confirms each part of the batch.
-        await tracker.RegisterAsync(batch.Sequence, batch.BucketParts.Count, batch.AckLsn, cancellationToken, batch.Bytes);
+        // The bucket consumer confirms each part of the batch; one more part is ours: the subscribers'
+        // change sets, confirmed by the broker. Without it the slot could be acknowledged (every part
+        // applied) before those were published, and a crash in between would lose them for subscribers.
+        var published = batch.BucketParts.Count;
+        await tracker.RegisterAsync(batch.Sequence, published + 1, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
+        tracker.ConfirmPublished(batch.Sequence, published);
         if (batch.Progress.Count > 0)
             chunkProgress.TryWrite((batch.Sequence, batch.Progress)); // saved once the batch is confirmed
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);
