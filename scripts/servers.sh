@@ -9,6 +9,7 @@
 #   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
 #   scripts/servers.sh restart-pg S  pg_ctl restart -m fast of the main cluster; fails unless done in S seconds
 #   scripts/servers.sh stop-rabbitmq / start-rabbitmq   for fault tests: the broker goes away and comes back
+#   scripts/servers.sh ensure-packages P...  apt-get install the Debian packages P not yet installed (root or sudo -n)
 #
 # Everything lives under <repo>/.servers/, every listener is on loopback only,
 # and only processes recorded there are ever stopped. stdout carries nothing but the
@@ -48,6 +49,7 @@ usage: scripts/servers.sh up|env|status|down [--wipe]
   down    stop the servers this script started; --wipe also deletes .servers/
   restart-pg SECONDS          restart the main PostgreSQL (-m fast), failing past SECONDS
   stop-rabbitmq|start-rabbitmq   stop or start RabbitMQ (fault tests)
+  ensure-packages P...           apt-get install the Debian packages P that are missing
 EOF
 }
 
@@ -389,20 +391,53 @@ service_pids() {
     ps -eo pid=,user= 2>/dev/null | awk '$2 == "rabbitmq" || $2 == "epmd" { print $1 }' | sort
 }
 
+# Sets SUDO so that "${SUDO[@]}" runs a command as root (we are root, or sudo needs no password),
+# or fails saying what to install by hand.
+need_root_to_install() {
+    [ "$IS_ROOT" = 1 ] && return 0
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        SUDO=(sudo -n)
+    else
+        die "$* not installed and this user cannot install it.
+Install it once as root:  apt-get install -y $*"
+    fi
+}
+
+# apt-get install, updating the package lists first when they are empty and once more if the install fails.
+apt_install() {
+    need_root_to_install "$@"
+    mkdir -p "$SRV"
+    local apt_log="$SRV/apt-install.log" t0=$SECONDS
+    local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y
+        -o DPkg::Lock::Timeout=300)
+    : >"$apt_log"
+    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        log "apt lists are empty: apt-get update"
+        "${apt[@]}" update >>"$apt_log" 2>&1 || { tail -n 20 "$apt_log" >&2; die "apt-get update failed"; }
+    fi
+    log "installing $* with apt (log: $apt_log)"
+    if ! "${apt[@]}" install --no-install-recommends "$@" >>"$apt_log" 2>&1; then
+        log "install failed; retrying after apt-get update"
+        "${apt[@]}" update >>"$apt_log" 2>&1 || true
+        "${apt[@]}" install --no-install-recommends "$@" >>"$apt_log" 2>&1 ||
+            { tail -n 30 "$apt_log" >&2; die "apt-get install $* failed"; }
+    fi
+    log "$* installed in $((SECONDS - t0))s"
+}
+
+# Installs those of the Debian packages named that are not installed yet.
+cmd_ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+}
+
 ensure_rabbitmq_installed() {
     [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
-    if [ "$IS_ROOT" != 1 ]; then
-        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-            SUDO=(sudo -n)
-        else
-            die "rabbitmq-server is not installed and this user cannot install it.
-Install it once as root:  apt-get install -y rabbitmq-server
-(this script never uses the system service; it starts its own loopback-only node)"
-        fi
-    fi
+    need_root_to_install rabbitmq-server
 
-    local apt_log="$SRV/apt-install.log"
-    : >"$apt_log"
     if [ -x "$POLICY_RC" ] && { "$POLICY_RC" rabbitmq-server start >/dev/null 2>&1; [ $? = 101 ]; }; then
         :   # already denies service starts
     else
@@ -418,22 +453,8 @@ Install it once as root:  apt-get install -y rabbitmq-server
 
     local before after
     before=$(service_pids)
-    local apt=("${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -q -y
-        -o DPkg::Lock::Timeout=300)
-    local t0=$SECONDS
-    if ! compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
-        log "apt lists are empty: apt-get update"
-        "${apt[@]}" update >>"$apt_log" 2>&1 || { tail -n 20 "$apt_log" >&2; die "apt-get update failed"; }
-    fi
-    log "installing rabbitmq-server with apt (log: $apt_log)"
-    if ! "${apt[@]}" install --no-install-recommends rabbitmq-server >>"$apt_log" 2>&1; then
-        log "install failed; retrying after apt-get update"
-        "${apt[@]}" update >>"$apt_log" 2>&1 || true
-        "${apt[@]}" install --no-install-recommends rabbitmq-server >>"$apt_log" 2>&1 ||
-            { tail -n 30 "$apt_log" >&2; restore_policy_rc; die "apt-get install rabbitmq-server failed"; }
-    fi
+    apt_install rabbitmq-server   # on failure, the EXIT trap restores policy-rc.d
     restore_policy_rc
-    log "rabbitmq-server installed in $((SECONDS - t0))s"
 
     # Belt and braces: if the package started its service anyway, stop exactly the
     # processes that appeared under its service users during the install.
@@ -803,6 +824,7 @@ case "${1:-}" in
     stop-rabbitmq) load_ports; rmq_stop ;;
     start-rabbitmq) load_ports; rmq_start; rmq_wait_ready ;;
     down) shift; cmd_down "$@" ;;
+    ensure-packages) shift; cmd_ensure_packages "$@" ;;
     env) print_env ;;
     status) cmd_status ;;
     -h|--help|help) usage ;;

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Every test: starts PostgreSQL and RabbitMQ on loopback (installing RabbitMQ if needed), builds,
-# runs the unit tests, the integration tests against those servers, checks docker-compose.yml and
-# packs the subscriber packages.
+# Every test: starts PostgreSQL and RabbitMQ on loopback (installing RabbitMQ if needed), installs
+# Debian's python3-pika for the Python example subscriber, builds, runs the unit tests, the
+# integration tests against those servers, checks docker-compose.yml and packs the subscriber packages.
 # Integration tests fail (never skip) when a server is unreachable.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
 
 eval "$(scripts/servers.sh up)"
+scripts/servers.sh ensure-packages python3 python3-pika
+# Debian's interpreter: one earlier on PATH (pyenv, a virtualenv) does not see Debian's packages.
+/usr/bin/python3 -c 'import pika' || { echo "test.sh: /usr/bin/python3 cannot import pika" >&2; exit 1; }
 dotnet build Synchro.sln -c Release -nologo -clp:ErrorsOnly
 
 passed=0 failed=0 status=0
