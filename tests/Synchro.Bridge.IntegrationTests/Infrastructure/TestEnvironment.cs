@@ -134,9 +134,9 @@ internal sealed class TestEnvironment : IAsyncDisposable
     public Task<List<string>> EdgesAsync() =>
         RowsAsync("SELECT table_name, record_id, bucket_id FROM sync_bucket_edges ORDER BY table_name, record_id, bucket_id");
 
-    /// <summary>The slot's confirmed_flush_lsn.</summary>
+    /// <summary>The slot's confirmed_flush_lsn; 0 while the slot is still being created (it waits for running transactions, also other databases').</summary>
     public async Task<ulong> ConfirmedFlushLsnAsync() =>
-        Lsn.Parse(await ScalarAsync<string>($"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{Name}'"));
+        Lsn.Parse(await ScalarAsync<string>($"SELECT coalesce(confirmed_flush_lsn, '0/0')::text FROM pg_replication_slots WHERE slot_name = '{Name}'"));
 
     /// <summary>The WAL insert position now: past every transaction committed before the call.</summary>
     public async Task<ulong> CurrentWalLsnAsync() => Lsn.Parse(await ScalarAsync<string>("SELECT pg_current_wal_insert_lsn()::text"));
