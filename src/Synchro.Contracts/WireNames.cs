@@ -12,10 +12,13 @@ public static class WireNames
     /// <summary>Topic exchange (durable) carrying <see cref="LogicalMessage"/>; routing key is the message's prefix.</summary>
     public const string LogicalMessageExchange = "synchro.logical-message.v2";
 
-    /// <summary>Message type of <see cref="ChangeSet"/>; on the wire (header <c>MT-MessageType</c>) it reads <c>urn:message:synchro:change-set:v2</c>.</summary>
+    /// <summary>
+    /// MassTransit's message type of <see cref="ChangeSet"/> (<c>urn:message:synchro:change-set:v2</c>)
+    /// for .NET code. The raw JSON on the wire carries no type header: the exchange names the version.
+    /// </summary>
     public const string ChangeSetUrn = "synchro:change-set:v2";
 
-    /// <summary>Message type of <see cref="LogicalMessage"/>; on the wire it reads <c>urn:message:synchro:logical-message:v2</c>.</summary>
+    /// <summary>MassTransit's message type of <see cref="LogicalMessage"/> (<c>urn:message:synchro:logical-message:v2</c>).</summary>
     public const string LogicalMessageUrn = "synchro:logical-message:v2";
 
     /// <summary>
