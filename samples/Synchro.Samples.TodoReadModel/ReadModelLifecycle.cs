@@ -17,15 +17,15 @@ internal sealed class ReadModelLifecycle(NpgsqlDataSource database, IOptions<Rea
     {
         RemoveReadyFile();
         await TodoTransaction.CreateTablesAsync(database, Options.Reset, cancellationToken);
-        if (Options.Reset)
-            Log.Reset(logger, Options.Queue);
     }
 
     public async Task StartedAsync(CancellationToken cancellationToken)
     {
+        if (Options.Reset)
+            Log.Reset(logger, Options.Queue);
+        Log.Consuming(logger, Options.Source, Options.Queue);
         if (Options.ReadyFile.Length > 0)
             await File.WriteAllTextAsync(Options.ReadyFile, Options.Queue, cancellationToken);
-        Log.Consuming(logger, Options.Source, Options.Queue);
     }
 
     public Task StoppedAsync(CancellationToken cancellationToken)
