@@ -20,3 +20,7 @@ CREATE TABLE announcements (
     body       text NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- The own database of the sample read-model service (todo-read-model in docker-compose.yml); it
+-- creates its tables itself. psql runs this file statement by statement, so CREATE DATABASE may be here.
+CREATE DATABASE read_model;
