@@ -25,7 +25,11 @@ public static class ChangeCheckpoints
         return checkpoint is { } applied ? set.Changes.Where(c => c.Position > applied) : set.Changes;
     }
 
-    /// <summary>The position of the set's last change: the checkpoint to store once the set is applied.</summary>
+    /// <summary>
+    /// The position of the set's last change: the checkpoint to store once the set is applied. Store it
+    /// only when <see cref="ChangesAfter"/> gave you something to apply: a replayed set's position is
+    /// older than your checkpoint.
+    /// </summary>
     public static ChangePosition LastPosition(this ChangeSet set)
     {
         ArgumentNullException.ThrowIfNull(set);
