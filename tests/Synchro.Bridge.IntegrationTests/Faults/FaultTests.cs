@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Text.RegularExpressions;
 using Npgsql;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
@@ -214,6 +215,64 @@ public sealed class FaultTests(ITestOutputHelper output)
         scenario.Start(consumerSettings);
         await scenario.WaitForCatchUpAsync(reader, CatchUp);
         await scenario.AssertExactAsync();
+    }
+
+    [Fact]
+    public async Task the_slot_is_not_acknowledged_past_change_sets_subscribers_have_not_received()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(scenario.Env.AmqpUri, "items-subscriber", "public.items");
+        // RabbitMQ refuses the subscribers' change sets, and only those: the bucket consumer still
+        // gets every batch and confirms it. Set before the bridge opens a channel (channels keep what they were allowed).
+        await scenario.Env.SetWritePermissionAsync($"^(?!{Regex.Escape(Contracts.WireNames.ChangeSetExchange)}$).*");
+        var settings = scenario.Settings();
+        settings["Synchro:Replication:ConfirmationTimeout"] = "00:00:03";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+
+        await scenario.Env.ExecuteAsync(
+            """
+            BEGIN;
+            INSERT INTO items VALUES (1, 1, 'one', NULL), (2, 2, 'two', NULL), (3, 3, 'three', NULL);
+            UPDATE items SET title = 'two again' WHERE id = 2;
+            COMMIT;
+            """);
+        var applied = await Eventually.Until(() => scenario.Env.RowsAsync("SELECT commit_lsn::text FROM sync_changelog"), rows => rows.Count == 4, "the bucket consumer to apply the transaction");
+        var commit = Contracts.Lsn.Parse(Assert.Single(applied.Distinct()));
+
+        // MassTransit retries the refused publish; the run waits for it until ConfirmationTimeout and
+        // then re-reads the slot. All along, the slot stays before the transaction.
+        var refused = $"ACCESS_REFUSED - access to exchange '{Contracts.WireNames.ChangeSetExchange}' in vhost '{scenario.Env.Name}' refused";
+        await Eventually.Until(async () =>
+        {
+            bridge.AssertRunning();
+            var acknowledged = new Contracts.Lsn(await scenario.Env.ConfirmedFlushLsnAsync());
+            Assert.True(acknowledged < commit, $"the slot was acknowledged to {acknowledged}, past the commit ({commit}) of change sets subscribers have not received");
+            return bridge.RecentOutput;
+        }, output => output.Contains(refused, StringComparison.Ordinal) && output.Contains("Replication interrupted (No change set was confirmed", StringComparison.Ordinal),
+            "the broker to refuse the change sets and the run to re-read the slot");
+        Assert.Empty(subscriber.Received);
+
+        // Allowed again: the next publish goes through, the slot passes the transaction, and the
+        // subscriber has every change at least once, each copy of a change (a replay) the same.
+        await scenario.Env.SetWritePermissionAsync(".*");
+        await scenario.WaitForCatchUpAsync(bridge, CatchUp);
+        string[] expected =
+        [
+            $"{commit}#0 Insert 1 id=1,owner_id=1,title=one,deleted_at=NULL",
+            $"{commit}#1 Insert 2 id=2,owner_id=2,title=two,deleted_at=NULL",
+            $"{commit}#2 Insert 3 id=3,owner_id=3,title=three,deleted_at=NULL",
+            $"{commit}#3 Update 2 id=2,owner_id=2,title=two again,deleted_at=NULL",
+        ];
+        var received = await Eventually.Until(() => Task.FromResult(subscriber.Changes.Select(Describe).ToList()),
+            changes => changes.Distinct().Count() >= expected.Length, "the subscriber to receive the transaction");
+        Assert.Equal(expected, received.Distinct());
+        output.WriteLine($"measured: {received.Count} changes delivered for {expected.Length}");
+        bridge.AssertRunning();
+        await scenario.AssertExactAsync();
+
+        static string Describe(Contracts.Change change) =>
+            $"{change.CommitLsn}#{change.ChangeIndex} {change.Operation} {change.RecordId} {string.Join(",", change.NewRow!.Select(v => $"{v.Name}={v.Text ?? "NULL"}"))}";
     }
 
     [Fact]

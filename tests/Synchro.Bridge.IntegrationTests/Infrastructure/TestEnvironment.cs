@@ -1,4 +1,5 @@
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
@@ -51,9 +52,19 @@ internal sealed class TestEnvironment : IAsyncDisposable
 
         using var management = Management();
         (await management.PutAsync($"api/vhosts/{environment.Name}", null)).EnsureSuccessStatusCode();
-        (await management.PutAsync($"api/permissions/{environment.Name}/guest",
-            new StringContent("""{"configure":".*","write":".*","read":".*"}""", Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        await environment.SetWritePermissionAsync(".*");
         return environment;
+    }
+
+    /// <summary>
+    /// What the test user (guest) may publish to on this virtual host: the exchanges whose names match
+    /// <paramref name="pattern"/> (a regular expression). It may still declare and read everything.
+    /// RabbitMQ checks it on every new channel; a channel that has published keeps what it was allowed.
+    /// </summary>
+    public async Task SetWritePermissionAsync(string pattern)
+    {
+        using var management = Management();
+        (await management.PutAsJsonAsync($"api/permissions/{Name}/guest", new { configure = ".*", write = pattern, read = ".*" })).EnsureSuccessStatusCode();
     }
 
     /// <summary>Configuration of a bridge on this environment; callers add or change keys.</summary>
