@@ -40,7 +40,7 @@ internal sealed class ShippedSchema
             {
                 var errors = (result.Details ?? []).Prepend(result)
                     .Where(r => r.Errors is { Count: > 0 } && !r.EvaluationPath.ToString().Contains("/if/", StringComparison.Ordinal)) // a failed "if" is no error
-                    .Select(r => $"  at {r.InstanceLocation} ({r.EvaluationPath}): {string.Join("; ", r.Errors!.Select(e => $"{e.Key}: {e.Value}"))}");
+                    .Select(r => $"  {r.InstanceLocation}: {string.Join("; ", r.Errors!.Select(e => $"{e.Key} {e.Value}"))} (schema path {r.EvaluationPath})");
                 return $"{File} ({how}) rejects {instance.GetRawText()}:\n{string.Join("\n", errors)}";
             }
         }
