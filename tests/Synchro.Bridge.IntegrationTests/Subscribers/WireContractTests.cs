@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 
 namespace Synchro.Bridge.IntegrationTests.Subscribers;
@@ -9,7 +10,7 @@ namespace Synchro.Bridge.IntegrationTests.Subscribers;
 /// The subscriber contract as documented (<c>contracts/*.schema.json</c>, the README's "On the wire")
 /// against what the bridge really puts on RabbitMQ, so the documents cannot drift from the wire.
 /// </summary>
-public sealed class WireContractTests(CapturedWire wire) : IClassFixture<CapturedWire>
+public sealed partial class WireContractTests(CapturedWire wire) : IClassFixture<CapturedWire>
 {
     [Fact]
     public void every_message_kind_captured_from_the_broker_validates_against_the_shipped_schema()
@@ -38,6 +39,34 @@ public sealed class WireContractTests(CapturedWire wire) : IClassFixture<Capture
             changes.SelectMany(Features).Distinct().Order());
         Assert.Contains(sets.GroupBy(s => s.GetProperty("table").GetString()), table => table.Select(s => s.GetProperty("columns").GetRawText()).Distinct().Count() > 1);
         Assert.Equal([false, true], wire.Deliveries.Where(d => !d.IsChangeSet()).Select(d => d.Body().GetProperty("transactional").GetBoolean()).Order());
+    }
+
+    [Fact]
+    public void the_readme_shows_real_messages_of_every_kind()
+    {
+        var readme = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "README.md"));
+        var start = readme.IndexOf("\n### On the wire", StringComparison.Ordinal);
+        Assert.True(start >= 0, "The README has no section \"### On the wire\".");
+        var section = readme[start..];
+        section = section[..(NextSection().Match(section, 1) is { Success: true } next ? next.Index : section.Length)];
+        var examples = JsonBlock().Matches(section).Select(m => JsonSerializer.Deserialize<JsonElement>(m.Groups[1].Value)).ToList();
+        var captured = wire.Deliveries.SelectMany(d => WireMessages.OneChangeEach(d.Body()))
+            .ToLookup(WireMessages.KindOf, WireMessages.Shape);
+
+        var problems = new List<string?>();
+        foreach (var example in examples)
+        {
+            problems.Add((example.TryGetProperty("changes", out _) ? ShippedSchema.ChangeSet : ShippedSchema.LogicalMessage).Errors(example));
+            foreach (var one in WireMessages.OneChangeEach(example))
+            {
+                var (kind, shape) = (WireMessages.KindOf(one), WireMessages.Shape(one));
+                if (!captured[kind].Contains(shape))
+                    problems.Add($"The README's {kind} has the shape\n  {shape}\nbut the captured ones have\n  {string.Join("\n  ", captured[kind].Distinct())}");
+            }
+        }
+
+        Assert.True(problems.All(p => p is null), string.Join("\n\n", problems.OfType<string>()));
+        Assert.Equal(captured.Select(k => k.Key).Order(), examples.SelectMany(WireMessages.OneChangeEach).Select(WireMessages.KindOf).Distinct().Order());
     }
 
     [Fact]
@@ -153,4 +182,10 @@ public sealed class WireContractTests(CapturedWire wire) : IClassFixture<Capture
         if (change.TryGetProperty("oldRow", out var oldRow))
             yield return oldRow.EnumerateArray().Any(v => v.ValueKind == JsonValueKind.Object) ? "old key" : "whole old row";
     }
+
+    [GeneratedRegex(@"\n#{1,3} ")]
+    private static partial Regex NextSection();
+
+    [GeneratedRegex(@"```json\n(.*?)```", RegexOptions.Singleline)]
+    private static partial Regex JsonBlock();
 }
