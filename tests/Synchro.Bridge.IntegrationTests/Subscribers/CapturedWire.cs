@@ -11,8 +11,6 @@ namespace Synchro.Bridge.IntegrationTests.Subscribers;
 /// </summary>
 public sealed class CapturedWire : IAsyncLifetime
 {
-    private const int Changes = 14;
-    private const int LogicalMessages = 2;
     private TestEnvironment? _env;
 
     /// <summary>The deliveries, in the order they came off the subscriber's queues.</summary>
@@ -33,28 +31,45 @@ public sealed class CapturedWire : IAsyncLifetime
             ["public.docs", "public.archived", "public.memberships"], ["audit.#"]);
         await env.StartBridgeAsync(TestEnvironment.WithSnapshot(env.BridgeSettings(("docs", "user_id"), ("archived", null), ("memberships", null))));
 
-        await Eventually.Until(() => Task.FromResult(WireMessages.ChangeCount(subscriber.Raw)), n => n == 1, "the existing row, read by the snapshot");
+        // Each write is delivered before the next: every message holds one change, a truncate travels
+        // in a set of its own (no columns), and the key change's new row is complete (the row was not
+        // yet deleted when the bridge read it), so the README's examples can match exactly.
+        var (changes, messages) = (0, 0);
+        async Task DeliveredAsync(int newChanges, int newMessages = 0)
+        {
+            (changes, messages) = (changes + newChanges, messages + newMessages);
+            await Eventually.Until(() => Task.FromResult(subscriber.Raw.ToList()),
+                raw => WireMessages.ChangeCount(raw) == changes && raw.Count(d => !d.IsChangeSet()) == messages, $"{changes} changes and {messages} logical messages");
+        }
 
-        // Random hex does not compress, so 100 kB stays far above the TOAST threshold.
-        await env.ExecuteAsync("INSERT INTO docs SELECT 2, 7, NULL, string_agg(md5(random()::text), '') FROM generate_series(1, 3200)");
-        await env.ExecuteAsync("UPDATE docs SET title = 'final' WHERE id = 2");
-        await env.ExecuteAsync("UPDATE docs SET id = 3 WHERE id = 2");
-        await env.ExecuteAsync("DELETE FROM docs WHERE id = 3");
-        await env.ExecuteAsync("INSERT INTO archived VALUES (1, 'a')");
-        await env.ExecuteAsync("UPDATE archived SET title = 'b' WHERE id = 1");
-        await env.ExecuteAsync("DELETE FROM archived WHERE id = 1");
-        await env.ExecuteAsync("INSERT INTO archived VALUES (2, 'c')");
-        await env.ExecuteAsync("TRUNCATE archived");
-        await env.ExecuteAsync("INSERT INTO memberships VALUES (1, 'ann', 'owner')");
-        await env.ExecuteAsync("ALTER TABLE memberships ADD COLUMN since date");
-        await env.ExecuteAsync("INSERT INTO memberships VALUES (2, 'bob', 'viewer', '2026-11-30')");
+        await DeliveredAsync(1); // the existing row, read by the snapshot
+        foreach (var sql in new[]
+        {
+            // Random hex does not compress, so 100 kB stays far above the TOAST threshold.
+            "INSERT INTO docs SELECT 2, 7, NULL, string_agg(md5(random()::text), '') FROM generate_series(1, 3200)",
+            "UPDATE docs SET title = 'final' WHERE id = 2",
+            "UPDATE docs SET id = 3 WHERE id = 2",
+            "DELETE FROM docs WHERE id = 3",
+            "INSERT INTO archived VALUES (1, 'a')",
+            "UPDATE archived SET title = 'b' WHERE id = 1",
+            "DELETE FROM archived WHERE id = 1",
+            "INSERT INTO archived VALUES (2, 'c')",
+            "TRUNCATE archived",
+            "INSERT INTO memberships VALUES (1, 'ann', 'owner')",
+            "ALTER TABLE memberships ADD COLUMN since date; INSERT INTO memberships VALUES (2, 'bob', 'viewer', '2026-11-30')",
+        })
+        {
+            await env.ExecuteAsync(sql);
+            await DeliveredAsync(1);
+        }
+
         await InsertFromElsewhereAsync(env, "INSERT INTO docs VALUES (4, 7, 'replayed', 'from upstream')");
+        await DeliveredAsync(1);
         await env.ExecuteAsync("SELECT pg_logical_emit_message(false, 'audit.now', 'at once')");
+        await DeliveredAsync(0, 1);
         await env.ExecuteAsync("BEGIN; INSERT INTO docs VALUES (5, 8, 'audited', 'x'); SELECT pg_logical_emit_message(true, 'audit.tx', 'in a transaction'); COMMIT");
-
-        Deliveries = await Eventually.Until(() => Task.FromResult(subscriber.Raw.ToList()),
-            raw => WireMessages.ChangeCount(raw) == Changes && raw.Count(d => !d.IsChangeSet()) == LogicalMessages,
-            $"{Changes} changes and {LogicalMessages} logical messages");
+        await DeliveredAsync(1, 1);
+        Deliveries = [.. subscriber.Raw];
     }
 
     /// <summary>Runs a statement as a replication origin would (logical replication applying another database's changes).</summary>
