@@ -23,7 +23,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
 
     public ConcurrentQueue<ChangeSet> Received { get; } = new();
 
-    /// <summary>Every subscriber message as it came off the queue: routing key, headers, raw body.</summary>
+    /// <summary>Every subscriber message as it came off the queue: exchange, routing key, AMQP properties, raw body.</summary>
     public ConcurrentQueue<RawDelivery> Raw { get; } = new();
 
     public ConcurrentQueue<ChangeSetApplied> Confirmations { get; } = new();
@@ -105,15 +105,22 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
         return subscriber;
     }
 
-    private void Keep(ConsumeContext context) =>
+    private void Keep(ConsumeContext context)
+    {
+        // The AMQP properties as RabbitMQ delivered them, not as MassTransit maps them; RabbitMQ.Client
+        // hands string header values over as their UTF-8 bytes.
+        var delivery = context.ReceiveContext.GetPayload<RabbitMqBasicConsumeContext>();
         Raw.Enqueue(new RawDelivery(
+            delivery.Exchange,
             context.RoutingKey() ?? "",
-            context.ReceiveContext.ContentType?.MediaType ?? "",
-            context.ReceiveContext.TransportHeaders.GetAll().GroupBy(h => h.Key).ToDictionary(h => h.Key, h => h.Last().Value?.ToString()),
+            delivery.Properties.ContentType ?? "",
+            delivery.Properties.MessageId,
+            (delivery.Properties.Headers ?? new Dictionary<string, object?>()).ToDictionary(h => h.Key, h => h.Value is byte[] utf8 ? System.Text.Encoding.UTF8.GetString(utf8) : h.Value),
             context.ReceiveContext.GetBody()));
+    }
 
     public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
 }
 
-/// <summary>A message as RabbitMQ delivered it.</summary>
-internal sealed record RawDelivery(string RoutingKey, string ContentType, IReadOnlyDictionary<string, string?> Headers, byte[] Body);
+/// <summary>A message as RabbitMQ delivered it: exchange, routing key, AMQP properties and body bytes.</summary>
+internal sealed record RawDelivery(string Exchange, string RoutingKey, string ContentType, string? MessageId, IReadOnlyDictionary<string, object?> Headers, byte[] Body);
