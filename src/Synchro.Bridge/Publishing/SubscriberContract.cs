@@ -34,7 +34,8 @@ internal static class SubscriberContract
             columns = shape ?? columns;
             if (keyChangeInsert is not null)
             {
-                changes.Add(new V2.Change(new V2.Lsn(keyChangeInsert.CommitLsn), keyChangeInsert.ChangeIndex, keyChangeInsert.TransactionId, keyChangeInsert.CommittedAt,
+                // The change keeps the index of its first half, as PostgreSQL numbered it in the transaction.
+                changes.Add(new V2.Change(new V2.Lsn(keyChangeInsert.CommitLsn), change.ChangeIndex, keyChangeInsert.TransactionId, keyChangeInsert.CommittedAt,
                     V2.ChangeOperation.Update, keyChangeInsert.RecordId, RowOf(keyChangeInsert.NewRow, false, keys), RowOf(change.OldRow, change.OldRowIsKey, keys))
                 {
                     OldRecordId = change.RecordId,

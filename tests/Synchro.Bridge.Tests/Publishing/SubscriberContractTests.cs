@@ -15,7 +15,7 @@ public sealed class SubscriberContractTests
 
         var change = SubscriberContract.From(Set("s", delete, insert)).Single().Changes.Single();
 
-        Assert.Equal((V2.ChangeOperation.Update, "2", "1", 1), (change.Operation, change.RecordId, change.OldRecordId, change.ChangeIndex));
+        Assert.Equal((V2.ChangeOperation.Update, "2", "1", 0), (change.Operation, change.RecordId, change.OldRecordId, change.ChangeIndex));
         Assert.Equal(["1", "NotInOldKey", "NotInOldKey", "NotInOldKey"], change.OldRow!.Select(v => v.Text ?? v.Unsent.ToString()));
         Assert.Equal(["2", "7", "t", null], change.NewRow!.Select(v => v.Text));
     }
