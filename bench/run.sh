@@ -446,6 +446,7 @@ measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
     distinct=$(sql "$db" "SELECT count(DISTINCT record_id) FROM sync_changelog")
     [ "$distinct" = "$ROWS" ] ||
         die "$db: sync_changelog holds $distinct distinct records, expected $ROWS (log: $blog)"
+    [ "$kind/$bus" = big/rabbitmq ] && keep_sidecar_rows "$db"
 
     [ -n "$active_at" ] || active_at=$done_at
     local seconds startup
@@ -528,6 +529,93 @@ measure_snapshot() {   # measure_snapshot WORKLOAD BUS(rabbitmq|memory): the bri
     drop_run_objects "$db" "$db"
 }
 
+# ------------------------------------------------------------------ write floor
+
+# What the bridge writes for the big transaction, kept for the write floor: the sidecar tables' DDL
+# (same columns, keys and indexes) and their rows in COPY's binary format.
+SIDECAR_TABLES=(sync_changelog sync_bucket_edges sync_record_positions)
+keep_sidecar_rows() {   # keep_sidecar_rows DB
+    local db=$1 table args=()
+    "$PGBIN/pg_dump" --schema-only --no-owner --no-privileges "${SIDECAR_TABLES[@]/#/--table=}" "$db" >"$TMP/floor-schema.sql" ||
+        die "$db: pg_dump of the sidecar tables failed"
+    for table in "${SIDECAR_TABLES[@]}"; do args+=("\\copy $table TO '$TMP/floor-$table.bin' WITH (FORMAT binary)"); done
+    sql "$db" "${args[@]}" >/dev/null || die "$db: copying the sidecar rows out failed"
+    FLOOR_ROWS=$(sql "$db" "SELECT (SELECT count(*) FROM sync_changelog) || ' changelog, ' || (SELECT count(*) FROM sync_bucket_edges) || ' edge and ' || (SELECT count(*) FROM sync_record_positions) || ' position rows'")
+}
+
+# The write floor: PostgreSQL alone writing the rows the bridge wrote for the big transaction, with
+# COPY in one transaction into empty tables with the same indexes. No decoding, no bus, no planning:
+# what the sidecar writes cost at the least on this machine.
+measure_write_floor() {
+    local db=bench_floor t0 t1 table args=() pg0 pg1 m0 m1
+    [ -s "$TMP/floor-schema.sql" ] || die "no sidecar rows kept for the write floor (the big RabbitMQ run keeps them)"
+    drop_run_objects "$db" "$db"
+    sql postgres "CREATE DATABASE $db" >/dev/null
+    CREATED_DBS+=("$db")
+    PGOPTIONS='-c client_min_messages=warning' "${PSQL[@]}" -d "$db" -f "$TMP/floor-schema.sql" >/dev/null ||
+        die "$db: creating the sidecar tables failed"
+    args=(BEGIN)
+    for table in "${SIDECAR_TABLES[@]}"; do args+=("\\copy $table FROM '$TMP/floor-$table.bin' WITH (FORMAT binary)"); done
+    args+=(COMMIT)
+    pg0=$(pg_ticks); m0=$(machine_ticks)
+    t0=$(now)
+    sql "$db" "${args[@]}" >/dev/null || die "$db: COPY of the sidecar rows failed"
+    t1=$(now)
+    pg1=$(pg_ticks); m1=$(machine_ticks)
+    FLOOR_SECONDS=$(sub "$t1" "$t0")
+    RESULT_ROWS+=("$BIG_LABEL|write floor: COPY of the bridge's sidecar rows|$BIG_ROWS|$FLOOR_SECONDS||n/a|n/a|$(cpu_s "$pg0" "$pg1")|n/a|$(cpu_s "$m0" "$m1")||")
+    log "$db: COPY of $FLOOR_ROWS took ${FLOOR_SECONDS}s"
+    drop_run_objects "$db" "$db"
+}
+
+# ------------------------------------------------------------------ live latency
+
+# Commit to changelog row at a fixed rate of one-row transactions with the bridge running: pgbench
+# -R paces LATENCY_RATE transactions/s for LATENCY_SECONDS. Each row stamps clock_timestamp() when
+# inserted (it commits right after); a trigger the benchmark adds to sync_changelog stamps each
+# changelog row as the bridge inserts it (its transaction commits right after).
+LATENCY_RATE=1000
+LATENCY_SECONDS=$(awk -v s="$SCALE" 'BEGIN { n = int(20 * s + 0.5); print (n < 4 ? 4 : n) }')
+LATENCY_WARMUP=2
+measure_latency() {
+    local db=bench_latency blog="$TMP/bridge-bench_latency.log" out a d c lsn rows
+    prepare_db "$db"
+    sql "$db" "ALTER TABLE items ADD COLUMN written_at timestamptz NOT NULL DEFAULT clock_timestamp()" >/dev/null
+    start_bridge "$db" "$BENCH_AMQP" "$blog"
+    # Started once the slot is active: the sidecar tables exist then.
+    out=$(sql "$db" "SELECT * FROM bench_wait('$db', 'FFFFFFFF/FFFFFFFF', 60, $POLL)")
+    IFS='|' read -r a d c <<<"$out"
+    [ -n "$a" ] || { tail -n 30 "$blog" >&2; die "$db: the bridge did not take the slot within 60 s (log: $blog)"; }
+    sql "$db" "CREATE FUNCTION bench_stamp() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN NEW.created_at := clock_timestamp(); RETURN NEW; END \$\$" \
+        "CREATE TRIGGER bench_stamp BEFORE INSERT ON sync_changelog FOR EACH ROW EXECUTE FUNCTION bench_stamp()" >/dev/null
+    printf '%s\n' "INSERT INTO items (id, user_id, title, body) SELECT v, v % 100, $TITLE, $BODY FROM (SELECT nextval('items_id_seq') AS v) s;" >"$TMP/latency.sql"
+    log "$db: $LATENCY_RATE one-row transactions/s for ${LATENCY_SECONDS}s with the bridge running"
+    timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -f "$TMP/latency.sql" -R "$LATENCY_RATE" -T "$LATENCY_SECONDS" -c 2 -j 2 "$db" \
+        >"$TMP/pgbench-$db.log" 2>&1 || { tail -n 20 "$TMP/pgbench-$db.log" >&2; die "pgbench failed on $db"; }
+    lsn=$(sql "$db" "SELECT pg_current_wal_insert_lsn()")
+    out=$(sql "$db" "SELECT * FROM bench_wait('$db', '$lsn', $RUN_TIMEOUT, $POLL)")
+    IFS='|' read -r a d c <<<"$out"
+    [ -n "$d" ] || die "$db: the bridge did not confirm $lsn (log: $blog)"
+    stop_pid "$BRIDGE_PID" 60 || true
+    wait "$BRIDGE_PID" || true
+    BRIDGE_PID=
+    rows=$(sql "$db" "SELECT count(*) FROM items")
+    # The first $LATENCY_WARMUP s are left out: the freshly started process is still compiling its hot paths.
+    out=$(sql "$db" "WITH l AS (SELECT extract(epoch FROM c.created_at - i.written_at) * 1000 AS ms
+                               FROM sync_changelog c JOIN items i ON i.id::text = c.record_id
+                               WHERE i.written_at >= (SELECT min(written_at) FROM items) + interval '$LATENCY_WARMUP s'),
+                          span AS (SELECT count(*) / extract(epoch FROM max(written_at) - min(written_at)) AS rate FROM items)
+                     SELECT count(*), round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                            round(percentile_cont(0.9) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                            round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                            round(max(ms)::numeric, 1), (SELECT round(rate::numeric) FROM span)
+                     FROM l")
+    IFS='|' read -r LAT_N LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_RATE <<<"$out"
+    [ "$(sql "$db" "SELECT count(*) FROM sync_changelog")" = "$rows" ] || die "$db: the changelog does not hold one row per inserted row ($rows)"
+    log "$db: commit -> changelog p50 ${LAT_P50} ms, p90 ${LAT_P90} ms, p99 ${LAT_P99} ms, max ${LAT_MAX} ms over $rows rows at $LAT_RATE tx/s"
+    drop_run_objects "$db" "$db"
+}
+
 # ------------------------------------------------------------------ bytes on the wire
 
 # What a subscriber receives per row: a queue bound to every table's change sets fills during a
@@ -584,12 +672,14 @@ SNAP_LABEL="snapshot of existing rows"
 measure_recvlogical "$BIG_LABEL" big
 measure_bridge "$BIG_LABEL" big rabbitmq
 measure_bridge "$BIG_LABEL" big memory
+measure_write_floor
 measure_recvlogical "$SMALL_LABEL" small
 measure_bridge "$SMALL_LABEL" small rabbitmq
 measure_bridge "$SMALL_LABEL" small memory
 measure_copy "$SNAP_LABEL"
 measure_snapshot "$SNAP_LABEL" rabbitmq
 measure_snapshot "$SNAP_LABEL" memory
+measure_latency
 measure_wire_bytes
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -695,6 +785,21 @@ the change sets (contract v2: raw JSON, columns named once per set) of a $WIRE_R
 table, $WIRE_MESSAGES messages, counted by RabbitMQ (\`message_bytes\` of a queue bound with \`#\` to
 \`$WIRE_EXCHANGE\`; an extra run, not timed). Before contract v2 the same rows took **$WIRE_V1_BYTES_PER_ROW bytes per
 row** (contract v1 in MassTransit's indented envelope, measured by this script at commit 1686180).
+
+The **write floor** is PostgreSQL alone writing what the bridge wrote for the big transaction
+($FLOOR_ROWS, kept from the RabbitMQ run) with \`COPY ... FROM\` (binary) in one transaction into
+empty tables with the same columns, keys and indexes (\`pg_dump --schema-only\` of them): no
+decoding, no bus, no planning. Together with pg_recvlogical (what PostgreSQL takes to decode and
+send the stream) it bounds what the bridge can reach on this machine.
+
+Live latency, bridge + RabbitMQ running while pgbench writes $LATENCY_RATE one-row transactions/s for
+${LATENCY_SECONDS} s (2 clients, \`-R\`; the first $LATENCY_WARMUP s are left out as warm-up): from each row's insert (\`clock_timestamp()\`, its transaction
+commits right after) to its changelog row's insert (stamped by a trigger the benchmark adds; the
+bridge's transaction commits right after):
+
+| rows | rate held (tx/s) | p50 ms | p90 ms | p99 ms | max ms |
+|---:|---:|---:|---:|---:|---:|
+| $(group "$LAT_N") | $(group "$LAT_RATE") | $LAT_P50 | $LAT_P90 | $LAT_P99 | $LAT_MAX |
 
 - **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
   bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
