@@ -133,19 +133,18 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         var parentTables = rules.All.Where(r => rules.HasChildTables(r.Table)).Select(r => r.Table.SidecarName).ToHashSet();
         var parents = wanted.Where(k => parentTables.Contains(k.Table)).ToArray();
 
-        const string Keys = "unnest($1::text[], $2::text[]) AS k(table_name, record_id)";
         await using var batch = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
                 SegmentWriter.Command(
-                    $"SELECT p.table_name, p.record_id, p.commit_lsn, p.change_idx, p.removed, p.checksum, p.parent_table, p.parent_record_id FROM {Keys} JOIN {tables.RecordPositions} p USING (table_name, record_id)",
+                    $"SELECT p.table_name, p.record_id, p.commit_lsn, p.change_idx, p.removed, p.checksum, p.parent_table, p.parent_record_id FROM {SegmentWriter.RowsOfKeys(tables.RecordPositions, "p")}",
                     wanted.Select(k => k.Table).ToArray(), wanted.Select(k => k.RecordId).ToArray()),
                 SegmentWriter.Command(
-                    $"SELECT e.table_name, e.record_id, e.bucket_id, e.checksum, e.lsn FROM {Keys} JOIN {tables.BucketEdges} e USING (table_name, record_id) ORDER BY e.table_name, e.record_id, e.bucket_id",
+                    $"SELECT e.table_name, e.record_id, e.bucket_id, e.checksum, e.lsn FROM {SegmentWriter.RowsOfKeys(tables.BucketEdges, "e")} ORDER BY e.table_name, e.record_id, e.bucket_id",
                     wanted.Select(k => k.Table).ToArray(), wanted.Select(k => k.RecordId).ToArray()),
                 SegmentWriter.Command(
-                    $"SELECT k.table_name, k.record_id FROM {Keys} WHERE EXISTS (SELECT 1 FROM {tables.RecordPositions} c WHERE c.parent_table = k.table_name AND c.parent_record_id = k.record_id)",
+                    $"SELECT k.table_name, k.record_id FROM {SegmentWriter.Keys} CROSS JOIN LATERAL (SELECT 1 FROM {tables.RecordPositions} c WHERE c.parent_table = k.table_name AND c.parent_record_id = k.record_id LIMIT 1) c",
                     parents.Select(k => k.Table).ToArray(), parents.Select(k => k.RecordId).ToArray()),
             },
         };

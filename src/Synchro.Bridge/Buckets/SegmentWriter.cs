@@ -225,6 +225,18 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         SELECT count(*) FROM logged
         """;
 
+    /// <summary>The records named by the parameters <c>$1</c> (tables) and <c>$2</c> (record ids), as <c>k</c>.</summary>
+    public const string Keys = "unnest($1::text[], $2::text[]) AS k(table_name, record_id)";
+
+    /// <summary>
+    /// A sidecar table's rows of the records in <see cref="Keys"/>, as <paramref name="alias"/>: one index
+    /// probe per key. A plain join lets the planner hash the whole table for every slice (it costs a
+    /// sequential scan below an index probe), which made writing a large transaction quadratic;
+    /// <c>OFFSET 0</c> keeps it from flattening the lateral subquery back into such a join.
+    /// </summary>
+    public static string RowsOfKeys(string table, string alias) =>
+        $"{Keys} CROSS JOIN LATERAL (SELECT *, ctid FROM {table} x WHERE x.table_name = k.table_name AND x.record_id = k.record_id OFFSET 0) {alias}";
+
     private void LockChangelog(NpgsqlBatch batch)
     {
         if (_changelogLocked)
@@ -237,7 +249,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     {
         var keys = touched.Select(t => t.Key).ToArray();
         batch.BatchCommands.Add(Command(
-            $"DELETE FROM {tables.BucketEdges} e USING unnest($1::text[], $2::text[]) AS k(table_name, record_id) WHERE e.table_name = k.table_name AND e.record_id = k.record_id",
+            $"DELETE FROM {tables.BucketEdges} WHERE ctid = ANY (ARRAY (SELECT e.ctid FROM {RowsOfKeys(tables.BucketEdges, "e")}))",
             keys.Select(k => k.Table).ToArray(), keys.Select(k => k.RecordId).ToArray()));
 
         var edges = touched.SelectMany(t => t.Value.Edges.Select(edge => (t.Key, Edge: edge))).ToArray();
@@ -280,7 +292,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         if (deleted.Length > 0)
         {
             batch.BatchCommands.Add(Command(
-                $"DELETE FROM {tables.RecordPositions} p USING unnest($1::text[], $2::text[]) AS k(table_name, record_id) WHERE p.table_name = k.table_name AND p.record_id = k.record_id",
+                $"DELETE FROM {tables.RecordPositions} WHERE ctid = ANY (ARRAY (SELECT p.ctid FROM {RowsOfKeys(tables.RecordPositions, "p")}))",
                 deleted.Select(k => k.Table).ToArray(), deleted.Select(k => k.RecordId).ToArray()));
         }
     }
