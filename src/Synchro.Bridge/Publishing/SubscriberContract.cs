@@ -24,14 +24,18 @@ internal static class SubscriberContract
             // The bridge splits a key change into a delete and an insert (the bucket consumer needs both); subscribers get it whole.
             var keyChangeInsert = i + 1 < all.Count && change.Operation == ChangeOperation.Delete && all[i + 1].PreviousRecordId == change.RecordId
                 && all[i + 1].Operation == ChangeOperation.Insert && all[i + 1].CommitLsn == change.CommitLsn ? all[i + 1] : null;
-            var shape = (keyChangeInsert?.NewRow ?? change.NewRow ?? change.OldRow) is { } row ? ShapeOf(row, keys) : null;
-            if (shape is not null && columns is not null && !shape.SequenceEqual(columns) && changes.Count > 0)
+            // Columns are built once per shape, not per change: only a schema change starts a new set.
+            if ((keyChangeInsert?.NewRow ?? change.NewRow ?? change.OldRow) is { } row && (columns is null || !HasShape(row, columns)))
             {
-                yield return new V2.ChangeSet(set.Source, set.Schema, set.Table, columns, changes);
-                changes = [];
+                if (columns is not null && changes.Count > 0)
+                {
+                    yield return new V2.ChangeSet(set.Source, set.Schema, set.Table, columns, changes);
+                    changes = [];
+                }
+
+                columns = ShapeOf(row, keys);
             }
 
-            columns = shape ?? columns;
             if (keyChangeInsert is not null)
             {
                 // The change keeps the index of its first half, as PostgreSQL numbered it in the transaction.
@@ -59,6 +63,19 @@ internal static class SubscriberContract
 
     private static V2.Column[] ShapeOf(IReadOnlyList<ColumnValue> row, HashSet<string> keys) =>
         [.. row.Select(c => new V2.Column(c.Name, c.Type, keys.Contains(c.Name)))];
+
+    private static bool HasShape(IReadOnlyList<ColumnValue> row, V2.Column[] columns)
+    {
+        if (row.Count != columns.Length)
+            return false;
+        for (var i = 0; i < columns.Length; i++)
+        {
+            if (!string.Equals(row[i].Name, columns[i].Name, StringComparison.Ordinal) || !string.Equals(row[i].Type, columns[i].Type, StringComparison.Ordinal))
+                return false;
+        }
+
+        return true;
+    }
 
     private static V2.Row? RowOf(IReadOnlyList<ColumnValue>? row, bool keyOnly, HashSet<string> keys) =>
         row is null ? null : new V2.Row(row.Select(c => c.Kind switch
