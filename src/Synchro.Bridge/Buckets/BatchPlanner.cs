@@ -18,17 +18,18 @@ public sealed class BatchPlanner(BucketRuleSet rules, Dictionary<RecordKey, Reco
     public const string SoftDeleteColumn = "deleted_at";
 
     /// <summary>Plans from <paramref name="index"/> up to and including the next set-based step, and moves the index past it.</summary>
-    /// <param name="appliedThrough">Changes at or before it were applied before (the source's applied position).</param>
-    public SegmentPlan PlanSegment(IReadOnlyList<StagedChange> changes, ref int index, ChangePosition? appliedThrough)
+    /// <param name="applied">Which changes were applied before (the partitions' applied positions).</param>
+    public SegmentPlan PlanSegment(IReadOnlyList<StagedChange> changes, ref int index, AppliedPositions applied)
     {
         ArgumentNullException.ThrowIfNull(changes);
+        ArgumentNullException.ThrowIfNull(applied);
         var plan = new SegmentPlan();
         while (index < changes.Count)
         {
             var staged = changes[index++];
             var change = staged.Change;
             var position = staged.Position;
-            if (staged.FailureId is null && appliedThrough is { } through && position <= through)
+            if (staged.FailureId is null && applied.Covers(staged))
             {
                 plan.Skipped++;
                 continue;

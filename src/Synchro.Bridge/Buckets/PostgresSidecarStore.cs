@@ -21,13 +21,15 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(rules);
+        var layout = ApplyLayout.Parse(batch.Layout);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var (latestEpoch, appliedThrough) = await LockSourceAsync(connection, batch.Source, cancellationToken);
+        var (latestEpoch, applied, pendingRows) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
         if (batch.RunEpoch < latestEpoch)
             return new ApplyOutcome { Superseded = true };
-        if (batch.PreviousCommitLsn != 0 && appliedThrough is { } applied && applied < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
+        var partitionApplied = applied.Of(layout, batch.Partition);
+        if (batch.PreviousCommitLsn != 0 && partitionApplied is { } through && through < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
             return new ApplyOutcome { PreviousMissing = true };
 
         var changes = new List<StagedChange>();
@@ -41,29 +43,34 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
 
         // Each set is in commit order; merged, the batch is too.
         changes.Sort((a, b) => a.Position.CompareTo(b.Position));
-        var outcome = await ApplyChangesAsync(connection, transaction, changes, rules, appliedThrough, cancellationToken);
-        if (changes.Count > 0 && !(changes[^1].Position <= appliedThrough))
-            await SetAppliedAsync(connection, batch.Source, changes[^1].Position, cancellationToken);
+        // Partitions apply side by side, so their changelog rows wait to enter sync_changelog in commit
+        // order; a single partition writes it directly, unless rows of an earlier layout still wait.
+        var pendingFor = layout.IsSingle && !pendingRows ? null : batch.Source;
+        var outcome = await ApplyChangesAsync(connection, transaction, changes, rules, applied, cancellationToken, pendingFor);
+        if (changes.Count > 0 && !(changes[^1].Position <= partitionApplied))
+            await SetAppliedAsync(connection, batch, layout, changes[^1].Position, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return outcome;
     }
 
     /// <summary>Plans and writes the changes (in commit order), segment by segment around the set-based steps.</summary>
     internal async Task<ApplyOutcome> ApplyChangesAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, ChangePosition? appliedThrough, CancellationToken cancellationToken)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, AppliedPositions applied, CancellationToken cancellationToken,
+        string? pendingFor = null)
     {
+        ArgumentNullException.ThrowIfNull(applied);
         var outcome = new ApplyOutcome { Changes = changes.Count };
-        var pending = changes.Where(c => c.FailureId is not null || !(c.Position <= appliedThrough)).ToList();
+        var pending = changes.Where(c => c.FailureId is not null || !applied.Covers(c)).ToList();
         var functionOutputs = await RuleFunctions.EvaluateAsync(connection, transaction, pending, rules, cancellationToken);
         var state = new Dictionary<RecordKey, RecordState>();
         var planner = new BatchPlanner(rules, state, functionOutputs);
-        var writer = new SegmentWriter(connection, tables);
+        var writer = new SegmentWriter(connection, tables, pendingFor);
         await LoadStateAsync(connection, BatchPlanner.KeysNeeded(changes, 0, rules), state, rules, cancellationToken);
 
         var index = 0;
         while (index < changes.Count)
         {
-            var plan = planner.PlanSegment(changes, ref index, appliedThrough);
+            var plan = planner.PlanSegment(changes, ref index, applied);
             outcome.Skipped += plan.Skipped;
             outcome.Failures.AddRange(plan.Failures.Where(f => f.StoredId is null));
             outcome.FailuresReplayed += plan.Replayed.Count;
@@ -88,37 +95,80 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     }
 
     /// <summary>
-    /// Serialises consumers of the same source (a fail-over overlap) so the diff reads what the last
-    /// writer wrote, and returns the epoch of the source's latest run and how far it has been applied.
+    /// Serialises consumers of the same partition of a source (a fail-over overlap) so the diff reads
+    /// what the last writer wrote; partitions share the source's lock, which replaying failures takes
+    /// alone. Returns the epoch of the source's latest run, what each partition has applied, and
+    /// whether changelog rows of the source still wait in sync_changelog_pending.
     /// </summary>
-    private async Task<(long Epoch, ChangePosition? AppliedThrough)> LockSourceAsync(NpgsqlConnection connection, string source, CancellationToken cancellationToken)
+    private async Task<(long Epoch, AppliedPositions Applied, bool PendingRows)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
             BatchCommands =
             {
-                SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:apply:" + source),
+                SegmentWriter.Command("SELECT pg_advisory_xact_lock_shared(hashtext($1))", "synchro:apply:" + source),
+                SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", $"synchro:apply:{source}:{partition}"),
                 SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx FROM {tables.Runs} WHERE source = $1", source),
+                SegmentWriter.Command($"SELECT layout, partition, applied_commit_lsn, applied_change_idx FROM {tables.ApplyPartitions} WHERE source = $1", source),
+                SegmentWriter.Command($"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1)", source),
             },
         };
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-            return (0, null);
-        var applied = reader.IsDBNull(1) ? (ChangePosition?)null : ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2));
-        return (reader.GetInt64(0), applied);
+        await reader.NextResultAsync(cancellationToken);
+        long epoch = 0;
+        var positions = new Dictionary<ApplyLayout, IReadOnlyDictionary<int, ChangePosition>>();
+        if (await reader.ReadAsync(cancellationToken))
+        {
+            epoch = reader.GetInt64(0);
+            if (!reader.IsDBNull(1))
+                positions[ApplyLayout.OnePartition] = new Dictionary<int, ChangePosition> { [0] = ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2)) };
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var layout = ApplyLayout.Parse(reader.GetString(0));
+            if (!positions.TryGetValue(layout, out var partitions))
+                positions[layout] = partitions = new Dictionary<int, ChangePosition>();
+            ((Dictionary<int, ChangePosition>)partitions)[reader.GetInt32(1)] = ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(2), reader.GetInt32(3));
+        }
+
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (epoch, new AppliedPositions(positions), reader.GetBoolean(0));
     }
 
-    private async Task SetAppliedAsync(NpgsqlConnection connection, string source, ChangePosition position, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records how far the part's partition has applied. A barrier part (a TRUNCATE's batch) was applied
+    /// after everything before it, in every partition: it moves every partition of the layout to it, so
+    /// a change it removed is recognised as a replay whichever partition it lands in.
+    /// </summary>
+    private async Task SetAppliedAsync(NpgsqlConnection connection, ChangeBatch batch, ApplyLayout layout, ChangePosition position, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(
-            $"""
-            INSERT INTO {tables.Runs} AS r (source, epoch, applied_commit_lsn, applied_change_idx) VALUES ($1, 0, $2, $3)
-            ON CONFLICT (source) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx
-            """, connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = source });
-        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(position.CommitLsn.Value), NpgsqlDbType = NpgsqlDbType.PgLsn });
+        var lsn = new NpgsqlLogSequenceNumber(position.CommitLsn.Value);
+        await using var command = layout.IsSingle
+            ? new NpgsqlCommand(
+                $"""
+                INSERT INTO {tables.Runs} AS r (source, epoch, applied_commit_lsn, applied_change_idx) VALUES ($1, 0, $2, $3)
+                ON CONFLICT (source) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx
+                """, connection)
+            : new NpgsqlCommand(
+                $"""
+                INSERT INTO {tables.ApplyPartitions} AS a (source, layout, partition, applied_commit_lsn, applied_change_idx)
+                SELECT $1, $4, p, $2, $3 FROM unnest($5::integer[]) AS p
+                ON CONFLICT (source, layout, partition) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx, updated_at = now()
+                WHERE (a.applied_commit_lsn, a.applied_change_idx) < (excluded.applied_commit_lsn, excluded.applied_change_idx)
+                """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = batch.Source });
+        command.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
         command.Parameters.Add(new NpgsqlParameter { Value = position.ChangeIndex });
+        if (!layout.IsSingle)
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = layout.Key });
+            command.Parameters.Add(new NpgsqlParameter { Value = batch.Barrier ? Enumerable.Range(0, layout.Partitions).ToArray() : [batch.Partition] });
+        }
+
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

@@ -15,8 +15,21 @@ namespace Synchro.Bridge.Buckets;
 /// in commit order, and no transaction can commit a lower <c>seq</c> after a higher one is visible,
 /// so a reader that pulls <c>seq &gt; checkpoint</c> never misses a row.
 /// </summary>
-internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables)
+/// <param name="pendingFor">The source whose changelog rows go to sync_changelog_pending instead (apply partitions); null to write sync_changelog.</param>
+internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables, string? pendingFor = null)
 {
+    /// <summary>The changelog table and columns rows go to, with <c>$n</c> (the source) first for the pending table.</summary>
+    private string ChangelogInto => pendingFor is null
+        ? $"{tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)"
+        : $"{tables.ChangelogPending} (source, bucket_id, table_name, record_id, operation, commit_lsn, change_idx)";
+
+    private string SourceColumn(int sourceParameter) => pendingFor is null ? "" : $"${sourceParameter}::text, ";
+
+    /// <summary>A change writes a (bucket, record) row once; pending rows are deduplicated when they move.</summary>
+    private string OnConflict => pendingFor is null ? "ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING" : "";
+
+    private object?[] WithSource(params object?[] values) => pendingFor is null ? values : [.. values, pendingFor];
+
     private bool _changelogLocked;
     private bool? _openFailures;
 
@@ -79,19 +92,20 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             var insert = batch.BatchCommands.Count;
             batch.BatchCommands.Add(Command(
                 $"""
-                INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
-                SELECT bucket_id, table_name, record_id, operation, commit_lsn, change_idx
+                INSERT INTO {ChangelogInto}
+                SELECT {SourceColumn(7)}bucket_id, table_name, record_id, operation, commit_lsn, change_idx
                 FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[]::pg_lsn[], $6::integer[])
                      WITH ORDINALITY AS c(bucket_id, table_name, record_id, operation, commit_lsn, change_idx, ord)
                 ORDER BY ord
-                ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+                {OnConflict}
                 """,
-                slice.Select(c => c.BucketId).ToArray(),
-                slice.Select(c => c.Table).ToArray(),
-                slice.Select(c => c.RecordId).ToArray(),
-                slice.Select(c => (short)c.Operation).ToArray(),
-                slice.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
-                slice.Select(c => c.ChangeIndex).ToArray()));
+                WithSource(
+                    slice.Select(c => c.BucketId).ToArray(),
+                    slice.Select(c => c.Table).ToArray(),
+                    slice.Select(c => c.RecordId).ToArray(),
+                    slice.Select(c => (short)c.Operation).ToArray(),
+                    slice.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
+                    slice.Select(c => c.ChangeIndex).ToArray())));
             await batch.ExecuteNonQueryAsync(cancellationToken);
             written += batch.BatchCommands[insert].RecordsAffected;
         }
@@ -122,28 +136,28 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         {
             case Cascade cascade:
                 counted.Add(batch.BatchCommands.Count);
-                batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6 AND p.parent_record_id = $7"),
-                    lsn, step.At.ChangeIndex, cascade.Buckets.ToArray(), children, parents, cascade.Root.Table, cascade.Root.RecordId));
+                batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6 AND p.parent_record_id = $7", 8),
+                    WithSource(lsn, step.At.ChangeIndex, cascade.Buckets.ToArray(), children, parents, cascade.Root.Table, cascade.Root.RecordId)));
                 break;
 
             case Truncate:
                 if (rules.HasChildTables(step.Table))
                 {
                     counted.Add(batch.BatchCommands.Count);
-                    batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6"), lsn, step.At.ChangeIndex, Array.Empty<string>(), children, parents, table));
+                    batch.BatchCommands.Add(Command(MoveDescendantsSql("p.parent_table = $6", 7), WithSource(lsn, step.At.ChangeIndex, Array.Empty<string>(), children, parents, table)));
                 }
 
                 counted.Add(batch.BatchCommands.Count);
                 batch.BatchCommands.Add(Command(
                     $"""
                     WITH logged AS (
-                        INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
-                        SELECT bucket_id, table_name, record_id, 3, $2, $3 FROM {tables.BucketEdges} WHERE table_name = $1
+                        INSERT INTO {ChangelogInto}
+                        SELECT {SourceColumn(4)}bucket_id, table_name, record_id, 3, $2, $3 FROM {tables.BucketEdges} WHERE table_name = $1
                         ORDER BY record_id, bucket_id
-                        ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+                        {OnConflict}
                         RETURNING 1)
                     SELECT count(*) FROM logged
-                    """, table, lsn, step.At.ChangeIndex));
+                    """, WithSource(table, lsn, step.At.ChangeIndex)));
                 batch.BatchCommands.Add(Command($"DELETE FROM {tables.BucketEdges} WHERE table_name = $1", table));
                 batch.BatchCommands.Add(Command($"DELETE FROM {tables.RecordPositions} WHERE table_name = $1", table));
                 batch.BatchCommands.Add(Command(
@@ -185,7 +199,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     /// descended into: their subtrees are out of every bucket already. $1, $2: the change's position;
     /// $4, $5: the (child table, parent table) pairs of the parent rules.
     /// </summary>
-    private string MoveDescendantsSql(string roots) =>
+    private string MoveDescendantsSql(string roots, int sourceParameter) =>
         $"""
         WITH RECURSIVE ruled(table_name, parent_table) AS (SELECT * FROM unnest($4::text[], $5::text[])),
         d(table_name, record_id, depth) AS (
@@ -206,10 +220,10 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             WHERE NOT EXISTS (SELECT 1 FROM {tables.BucketEdges} e WHERE e.table_name = d.table_name AND e.record_id = d.record_id AND e.bucket_id = b.bucket_id)
         ),
         logged AS (
-            INSERT INTO {tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)
-            SELECT bucket_id, table_name, record_id, operation, $1, $2 FROM moves
+            INSERT INTO {ChangelogInto}
+            SELECT {SourceColumn(sourceParameter)}bucket_id, table_name, record_id, operation, $1, $2 FROM moves
             ORDER BY phase, depth, table_name, record_id, bucket_id
-            ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING
+            {OnConflict}
             RETURNING 1
         ),
         left_buckets AS (
@@ -239,7 +253,8 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
 
     private void LockChangelog(NpgsqlBatch batch)
     {
-        if (_changelogLocked)
+        // Pending rows take their seq later, in the statement that moves them, under this lock.
+        if (_changelogLocked || pendingFor is not null)
             return;
         batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:changelog:" + tables.Schema));
         _changelogLocked = true;

@@ -32,4 +32,16 @@ public sealed record ChangeBatch(string Source, Guid RunId, long BatchSequence, 
 
     /// <summary>Change index of the last change of the part published before this one in the run.</summary>
     public int PreviousChangeIndex { get; init; }
+
+    /// <summary>The apply partition whose queue the part goes to (0 with a single partition); the previous part is the partition's.</summary>
+    public int Partition { get; init; }
+
+    /// <summary>Key of the apply layout the part was cut for (see <c>ApplyLayout.Key</c>).</summary>
+    public string Layout { get; init; } = "1";
+
+    /// <summary>
+    /// The part belongs to a batch that every partition waits for (it holds a TRUNCATE): it was published
+    /// after every earlier part was applied, and nothing later is published before it is applied.
+    /// </summary>
+    public bool Barrier { get; init; }
 }

@@ -42,48 +42,68 @@ internal static class BusTopology
             s.UseRoutingKeyFormatter(context => context.Message.Prefix);
         });
         bus.Publish<ChangeBatch>(p => p.ExchangeType = ExchangeType.Direct);
-        bus.Send<ChangeBatch>(s => s.UseRoutingKeyFormatter(context => context.Message.Source));
+        bus.Send<ChangeBatch>(s => s.UseRoutingKeyFormatter(context => BucketEndpoints.RoutingKey(context.Message.Source, context.Message.Partition)));
     }
 
     private const string RawJsonContentType = "application/json";
 }
 
 /// <summary>
-/// One queue per source, bound to that source's change batches, consumed one message at a time by a
-/// single active consumer: batches are applied in commit order, and another instance takes over when
-/// this one dies. No retry policy and no error queue: the consumer retries a failing batch in place,
-/// so nothing behind it can overtake it.
+/// One queue per apply partition of a source, bound to that partition's change batches, consumed one
+/// message at a time by a single active consumer: a partition's batches are applied in commit order,
+/// and another instance takes over when this one dies. No retry policy and no error queue: the
+/// consumer retries a failing batch in place, so nothing behind it can overtake it.
 /// </summary>
-internal sealed class BucketAssignmentConsumerDefinition : ConsumerDefinition<BucketAssignmentConsumer>
+internal static class BucketEndpoints
 {
-    private readonly SourceIdentity _source;
+    /// <summary>Partition 0 keeps the name of the single queue of earlier versions.</summary>
+    public static string QueueName(string source, int partition = 0) =>
+        partition == 0 ? $"synchro.{source}.bucket-assignment" : $"synchro.{source}.bucket-assignment.{partition}";
 
-    public BucketAssignmentConsumerDefinition(SourceIdentity source)
+    /// <summary>The routing key of a partition's batches on <see cref="BridgeWireNames.ChangeBatchExchange"/>.</summary>
+    public static string RoutingKey(string source, int partition) => partition == 0 ? source : $"{source}.{partition}";
+
+    /// <summary>The partition a bucket queue serves, read back from its address.</summary>
+    public static int PartitionOf(Uri? inputAddress)
     {
-        ArgumentNullException.ThrowIfNull(source);
-        _source = source;
-        EndpointName = QueueName(source.Name);
-        ConcurrentMessageLimit = 1;
+        var name = inputAddress?.AbsolutePath.Split('/')[^1] ?? "";
+        var dot = name.LastIndexOf('.');
+        return dot >= 0 && int.TryParse(name[(dot + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var partition) ? partition : 0;
     }
 
-    public static string QueueName(string source) => $"synchro.{source}.bucket-assignment";
-
-    protected override void ConfigureConsumer(IReceiveEndpointConfigurator endpointConfigurator, IConsumerConfigurator<BucketAssignmentConsumer> consumerConfigurator, IRegistrationContext context)
+    public static void Configure(IBusFactoryConfigurator bus, IBusRegistrationContext context, string source, int partitions)
     {
-        if (endpointConfigurator is IRabbitMqReceiveEndpointConfigurator rabbit)
+        ArgumentNullException.ThrowIfNull(bus);
+        for (var partition = 0; partition < partitions; partition++)
         {
-            rabbit.ConfigureConsumeTopology = false;
-            rabbit.SingleActiveConsumer = true;
-            // Nothing may pile up in _skipped or _error queues for a person to purge. A part that cannot
-            // even be deserialised is dropped unconfirmed: the slot reader re-reads it after ConfirmationTimeout.
-            rabbit.DiscardSkippedMessages();
-            rabbit.DiscardFaultedMessages();
-            // Enough to keep the consumer busy; more would only hold parts in memory.
-            rabbit.PrefetchCount = 4;
-            rabbit.Bind(BridgeWireNames.ChangeBatchExchange, binding =>
+            var routingKey = RoutingKey(source, partition);
+            bus.ReceiveEndpoint(QueueName(source, partition), endpoint =>
             {
-                binding.ExchangeType = ExchangeType.Direct;
-                binding.RoutingKey = _source.Name;
+                endpoint.ConcurrentMessageLimit = 1;
+                switch (endpoint)
+                {
+                    case IRabbitMqReceiveEndpointConfigurator rabbit:
+                        rabbit.ConfigureConsumeTopology = false;
+                        rabbit.SingleActiveConsumer = true;
+                        // Nothing may pile up in _skipped or _error queues for a person to purge. A part that cannot
+                        // even be deserialised is dropped unconfirmed: the slot reader re-reads it after ConfirmationTimeout.
+                        rabbit.DiscardSkippedMessages();
+                        rabbit.DiscardFaultedMessages();
+                        // Enough to keep the consumer busy; more would only hold parts in memory.
+                        rabbit.PrefetchCount = 4;
+                        rabbit.Bind(BridgeWireNames.ChangeBatchExchange, binding =>
+                        {
+                            binding.ExchangeType = ExchangeType.Direct;
+                            binding.RoutingKey = routingKey;
+                        });
+                        break;
+                    case IInMemoryReceiveEndpointConfigurator memory:
+                        memory.ConfigureConsumeTopology = false;
+                        memory.Bind<ChangeBatch>(MassTransit.Transports.Fabric.ExchangeType.Direct, routingKey);
+                        break;
+                }
+
+                endpoint.ConfigureConsumer<BucketAssignmentConsumer>(context);
             });
         }
     }

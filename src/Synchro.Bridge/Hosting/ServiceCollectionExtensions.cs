@@ -12,6 +12,7 @@ using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Sidecar;
+using Synchro.Bridge.Changes;
 
 namespace Synchro.Bridge.Hosting;
 
@@ -34,6 +35,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<BridgeFailure>();
         services.AddSingleton(sp => NpgsqlDataSource.Create(Options(sp).Postgres.ConnectionString));
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
+        services.AddSingleton<PendingChangelog>();
         services.AddSingleton<BucketRules>();
         services.AddSingleton<PostgresSidecarStore>();
         services.TryAddSingleton<ISidecarStore>(sp => sp.GetRequiredService<PostgresSidecarStore>());
@@ -82,14 +84,28 @@ public static class ServiceCollectionExtensions
 
     private static void ConfigureBus(IBusRegistrationConfigurator bus, SynchroOptions settings)
     {
-        if (settings.Roles.HasFlag(BridgeRoles.Buckets))
-            bus.AddConsumer<BucketAssignmentConsumer, BucketAssignmentConsumerDefinition>();
+        var buckets = settings.Roles.HasFlag(BridgeRoles.Buckets);
+        if (buckets)
+            bus.AddConsumer<BucketAssignmentConsumer>().ExcludeFromConfigureEndpoints();
         if (settings.Roles.HasFlag(BridgeRoles.Replication))
             bus.AddConsumer<ChangeSetAppliedConsumer, ChangeSetAppliedConsumerDefinition>();
 
+        void ConfigureEndpoints<T>(IBusRegistrationContext context, IBusFactoryConfigurator<T> cfg)
+            where T : IReceiveEndpointConfigurator
+        {
+            if (buckets)
+                BucketEndpoints.Configure(cfg, context, context.GetRequiredService<SourceIdentity>().Name, settings.Apply.Partitions);
+            cfg.ConfigureEndpoints(context);
+        }
+
         if (string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
         {
-            bus.UsingInMemory((context, cfg) => cfg.ConfigureEndpoints(context));
+            bus.UsingInMemory((context, cfg) =>
+            {
+                cfg.Publish<ChangeBatch>(p => p.ExchangeType = MassTransit.Transports.Fabric.ExchangeType.Direct);
+                cfg.Send<ChangeBatch>(s => s.UseRoutingKeyFormatter(c => BucketEndpoints.RoutingKey(c.Message.Source, c.Message.Partition)));
+                ConfigureEndpoints(context, cfg);
+            });
             return;
         }
 
@@ -102,7 +118,7 @@ public static class ServiceCollectionExtensions
                 host.PublisherConfirmation = true;
             });
             BusTopology.ConfigureChangeSetPublishing(cfg);
-            cfg.ConfigureEndpoints(context);
+            ConfigureEndpoints(context, cfg);
         });
     }
 

@@ -42,7 +42,7 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             if (settings.Roles.HasFlag(BridgeRoles.Buckets))
             {
                 var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => Contracts.WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
-                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketAssignmentConsumerDefinition.QueueName(source.Name), BridgeWireNames.LegacyChangeSetExchange, legacyKeys, cancellationToken);
+                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketEndpoints.QueueName(source.Name), BridgeWireNames.LegacyChangeSetExchange, legacyKeys, cancellationToken);
             }
         }
     }

@@ -23,6 +23,8 @@ public sealed class SynchroOptions
 
     public BatchingOptions Batching { get; set; } = new();
 
+    public ApplyOptions Apply { get; set; } = new();
+
     public HealthOptions Health { get; set; } = new();
 
     public BucketOptions Buckets { get; set; } = new();
@@ -103,7 +105,7 @@ public sealed class BatchingOptions
     /// <summary>Largest change set on the bus; a batch's changes of one table are split into sets of at most this many.</summary>
     public int MaxChangesPerSet { get; set; } = 1_000;
 
-    /// <summary>A batch of committed transactions waits at most this long before it is flushed.</summary>
+    /// <summary>A batch is flushed at once when the stream goes quiet after a commit; while changes keep arriving (or a transaction is open), it waits at most this long.</summary>
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Batches published but not yet confirmed; reading the slot pauses while the window is full.</summary>
@@ -123,6 +125,18 @@ public sealed class BatchingOptions
     /// pauses while it is reached. With the row limits this bounds memory whatever the row size.
     /// </summary>
     public long MaxInFlightBytes { get; set; } = 24 * 1024 * 1024;
+}
+
+/// <summary>How the bucket consumer spreads its work.</summary>
+public sealed class ApplyOptions
+{
+    /// <summary>
+    /// Apply partitions: one queue each, with one active consumer, applying the records that hash to it
+    /// (tables linked by a parent rule go whole to partition 0). More than one lets consumers apply in
+    /// parallel, in this process or on other hosts; changelog rows then wait in sync_changelog_pending
+    /// until every partition has applied the batch, and enter sync_changelog in commit order.
+    /// </summary>
+    public int Partitions { get; set; } = 1;
 }
 
 /// <summary>One captured table and its bucket rule.</summary>

@@ -38,7 +38,7 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
         if (!Enum.IsDefined(options.Snapshot.Mode))
             errors.Add("Synchro:Snapshot:Mode must be Initial or StreamOnly.");
 
-        ValidateBatching(options.Batching, errors);
+        ValidateBatching(options, errors);
         ValidateTables(options.Tables, errors);
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
     }
@@ -93,12 +93,15 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
         }
     }
 
-    private static void ValidateBatching(BatchingOptions batching, List<string> errors)
+    private static void ValidateBatching(SynchroOptions options, List<string> errors)
     {
+        var batching = options.Batching;
         if (batching.MaxBatchChanges < 1)
             errors.Add("Synchro:Batching:MaxBatchChanges must be at least 1.");
         if (batching.MaxChangesPerSet < 1)
             errors.Add("Synchro:Batching:MaxChangesPerSet must be at least 1.");
+        if (options.Apply.Partitions is < 1 or > ApplyLimits.MaxPartitions)
+            errors.Add($"Synchro:Apply:Partitions ({options.Apply.Partitions}) must be between 1 and {ApplyLimits.MaxPartitions}: one queue and one active consumer per partition.");
         if (batching.MaxInFlightBatches < 1)
             errors.Add("Synchro:Batching:MaxInFlightBatches must be at least 1.");
         if (batching.DecodedEventBuffer < 1)
@@ -142,4 +145,9 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
             ValidateRule(i, table, errors);
         }
     }
+}
+
+internal static class ApplyLimits
+{
+    public const int MaxPartitions = 64;
 }

@@ -6,9 +6,10 @@ namespace Synchro.Bridge.Position;
 /// <summary>
 /// Moves acknowledged LSNs to durable storage and then to PostgreSQL, in that order: the flush LSN
 /// PostgreSQL sees never passes the one we stored. When nothing is in flight it also acknowledges
-/// the server's keepalive position, so writes to unpublished tables do not pin WAL.
+/// the server's keepalive position, so writes to unpublished tables do not pin WAL. Before either,
+/// changelog rows that apply partitions left pending up to that LSN enter sync_changelog.
 /// </summary>
-internal sealed class PositionReporter(IPositionStore store, string slotName, TimeSpan idleInterval, TimeProvider time, ActiveRun activeRun, ILogger logger)
+internal sealed class PositionReporter(IPositionStore store, Func<ulong, CancellationToken, Task> beforeAcknowledging, string slotName, TimeSpan idleInterval, TimeProvider time, ActiveRun activeRun, ILogger logger)
 {
     private ulong _reported;
 
@@ -61,6 +62,7 @@ internal sealed class PositionReporter(IPositionStore store, string slotName, Ti
     {
         if (lsn <= _reported)
             return;
+        await beforeAcknowledging(lsn, cancellationToken);
         await store.SaveAsync(slotName, lsn, cancellationToken);
         await reader.ReportFlushedAsync(lsn, cancellationToken);
         _reported = lsn;

@@ -19,10 +19,9 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
     public async Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        // One after the other: one message body is being serialised at a time, and the consumer
-        // receives the parts in stream order.
-        foreach (var part in batch.BucketParts)
-            await PublishBatchAsync(part, cancellationToken);
+        // Each partition's parts one after the other, so its consumer receives them in stream order;
+        // partitions, and then tables, side by side.
+        await Task.WhenAll(batch.BucketParts.GroupBy(p => p.Partition).Select(partition => PublishPartitionAsync(partition, cancellationToken)));
         await Task.WhenAll(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken)));
     }
 
@@ -42,6 +41,12 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
             await publishEndpoint.Publish(set, context => context.Headers.Set(Contracts.WireNames.OriginHeader, origin), cancellationToken);
     }
 
+    private async Task PublishPartitionAsync(IEnumerable<ChangeBatch> parts, CancellationToken cancellationToken)
+    {
+        foreach (var part in parts)
+            await PublishBatchAsync(part, cancellationToken);
+    }
+
     private async Task PublishBatchAsync(ChangeBatch batch, CancellationToken cancellationToken)
     {
         var origin = source.Origin;
@@ -56,7 +61,7 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
         catch (MessageReturnedException e)
         {
             throw new SynchroTransientException(
-                $"RabbitMQ has no queue bound for source {batch.Source} on exchange {BridgeWireNames.ChangeBatchExchange}: the bucket consumer of source {batch.Source} has not declared its queue yet. Start a bridge with the Buckets role; publishing is retried.", e);
+                $"RabbitMQ has no queue bound for source {batch.Source}{(batch.Partition == 0 ? "" : $" partition {batch.Partition}")} on exchange {BridgeWireNames.ChangeBatchExchange}: the bucket consumer has not declared its queue yet. Start a bridge with the Buckets role and the same Synchro:Apply:Partitions; publishing is retried.", e);
         }
     }
 }

@@ -1,5 +1,6 @@
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Replication.Snapshots;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Changes;
 using LogicalMessage = Synchro.Contracts.LogicalMessage;
 
@@ -19,6 +20,9 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
     /// <summary>Snapshot chunks whose rows are in this batch or before it: their jobs move on once it is confirmed.</summary>
     public IReadOnlyList<ChunkProgress> Progress { get; init; } = [];
 
+    /// <summary>Its bucket parts go to partition 0 only after every earlier batch was applied, and the next batch waits for them (see <see cref="ChangeBatch.Barrier"/>).</summary>
+    public bool Barrier { get; init; }
+
     public int ChangeCount => Parts.Sum(p => p.Changes.Count);
 }
 
@@ -28,8 +32,10 @@ internal sealed record OutgoingBatch(long Sequence, IReadOnlyList<ChangeSet> Par
 /// Numbers the changes of each transaction; that number is half of every idempotency key.
 /// </summary>
 /// <param name="watermarks">Where backfill chunks join the stream; null when no backfill runs.</param>
-internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options, WatermarkChunks? watermarks = null)
+/// <param name="layout">How changes are spread over apply partitions; a single partition when null.</param>
+internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions options, WatermarkChunks? watermarks = null, ApplyLayout? layout = null)
 {
+    private readonly ApplyLayout layout = layout ?? ApplyLayout.OnePartition;
     private readonly List<(RelationSchema Relation, RowChange Change, long Bytes)> _pending = [];
     private readonly HashSet<RowChange> _bucketsOnly = new(ReferenceEqualityComparer.Instance);
     private readonly List<ChunkProgress> _progress = [];
@@ -41,10 +47,13 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private ulong? _completedEndLsn;
     private long _nextSequence;
     private long _pendingBytes;
-    private RowChange? _lastInBucketParts;
+    private readonly Dictionary<int, RowChange> _lastInBucketParts = [];
 
     /// <summary>Something to flush: changes, or a commit whose end LSN is not yet acknowledged.</summary>
     public bool HasPending => _pending.Count > 0 || _messages.Count > 0 || _completedEndLsn is not null || _progress.Count > 0;
+
+    /// <summary>Between transactions: every pending change belongs to a committed transaction.</summary>
+    public bool AtTransactionBoundary => _open is null;
 
     /// <summary>Takes one event; returns a batch when the size limit is reached.</summary>
     public OutgoingBatch? Add(DecodedEvent decoded)
@@ -131,26 +140,37 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 parts.Add(new ChangeSet(source, runId, sequence, parts.Count, 0, table.Key.Schema, table.Key.Name, keyColumns[table.Key], slice.Select(p => p.Change).ToList()));
         }
 
-        // For the bucket consumer, the same changes in stream order, cut the same way: each part is
-        // applied in its own transaction, after the parts before it.
+        // For the bucket consumer, the same changes in stream order, spread over the apply partitions by
+        // record and cut the same way: each part is applied in its own transaction, after the parts of
+        // its partition before it. A TRUNCATE touches every record of its table: its batch goes whole to
+        // partition 0, as a barrier the slot reader publishes only when everything before it is applied.
+        var barrier = layout.Partitions > 1 && _pending.Any(p => p.Change.Operation == ChangeOperation.Truncate);
         var bucketParts = new List<ChangeBatch>();
-        foreach (var slice in Slices(_pending))
+        foreach (var partition in _pending.GroupBy(p => barrier ? 0 : layout.PartitionOf(p.Relation.Table, p.Change.RecordId)).OrderBy(p => p.Key))
         {
-            var sets = slice.GroupBy(p => p.Relation.Table)
-                .Select(t => new ChangeSet(source, runId, sequence, bucketParts.Count, 0, t.Key.Schema, t.Key.Name, keyColumns[t.Key], t.Select(p => p.Change).ToList())).ToList();
-            // Each part names the last change before it, so a consumer can tell when one went missing.
-            bucketParts.Add(new ChangeBatch(source, runId, sequence, bucketParts.Count, 0, sets)
+            foreach (var slice in Slices(partition))
             {
-                PreviousCommitLsn = _lastInBucketParts?.CommitLsn ?? 0,
-                PreviousChangeIndex = _lastInBucketParts?.ChangeIndex ?? 0,
-            });
-            _lastInBucketParts = slice[^1].Change;
+                var sets = slice.GroupBy(p => p.Relation.Table)
+                    .Select(t => new ChangeSet(source, runId, sequence, bucketParts.Count, 0, t.Key.Schema, t.Key.Name, keyColumns[t.Key], t.Select(p => p.Change).ToList())).ToList();
+                // Each part names the partition's last change before it, so a consumer can tell when one went missing.
+                _lastInBucketParts.TryGetValue(partition.Key, out var previous);
+                bucketParts.Add(new ChangeBatch(source, runId, sequence, bucketParts.Count, 0, sets)
+                {
+                    PreviousCommitLsn = previous?.CommitLsn ?? 0,
+                    PreviousChangeIndex = previous?.ChangeIndex ?? 0,
+                    Partition = partition.Key,
+                    Layout = layout.Key,
+                    Barrier = barrier,
+                });
+                _lastInBucketParts[partition.Key] = slice[^1].Change;
+            }
         }
 
         var batch = new OutgoingBatch(sequence, parts.Select(p => p with { PartCount = parts.Count }).ToList(), _completedEndLsn, [.. _messages], _pendingBytes)
         {
             BucketParts = bucketParts.Select(p => p with { PartCount = bucketParts.Count }).ToList(),
             Progress = [.. _progress],
+            Barrier = barrier,
         };
         _pending.Clear();
         _bucketsOnly.Clear();

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Buckets.Rules;
 using Synchro.Bridge.Hosting;
 using Synchro.Bridge.Position;
@@ -26,6 +27,7 @@ internal sealed class ReplicationService(
     ActiveRun activeRun,
     IPositionStore positionStore,
     IApplyHolds holds,
+    PendingChangelog pendingChangelog,
     NpgsqlDataSource dataSource,
     SnapshotJobs snapshotJobs,
     BucketRules rules,
@@ -148,7 +150,7 @@ internal sealed class ReplicationService(
         });
         var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
         var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
-        var reporter = new PositionReporter(positionStore, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
+        var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
         var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);
         var snapshots = new SnapshotRunner(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
         var watermarks = new WatermarkChunks(source.Name, runId);
@@ -194,7 +196,7 @@ internal sealed class ReplicationService(
                 events.Writer.TryComplete();
             }
         }, token);
-        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching, watermarks), tracker, chunkProgress.Writer, token), token);
+        var batching = Task.Run(() => BatchAndPublishAsync(events.Reader, new ChangeBatcher(source.Name, runId, settings.Batching, watermarks, ApplyLayout.For(settings.Apply.Partitions, rules.Set)), tracker, chunkProgress.Writer, token), token);
         var reporting = Task.Run(() => reporter.RunAsync(tracker, reader, token), token);
         var watching = Task.Run(() => WatchConfirmationsAsync(tracker, token), token);
         var backfilling = Task.Run(async () =>
@@ -330,8 +332,18 @@ internal sealed class ReplicationService(
                 flushAt = null;
             }
 
-            if (batcher.HasPending)
-                flushAt ??= time.GetUtcNow() + maxDelay;
+            if (!batcher.HasPending)
+                continue;
+            if (batcher.AtTransactionBoundary && events.Count == 0)
+            {
+                // The stream went quiet after a commit: waiting longer would only add latency. While it is
+                // busy, events queue up during each publish, so the next batch grows on its own.
+                epoch = await FlushAsync(batcher.Cut(), tracker, chunkProgress, epoch, cancellationToken);
+                flushAt = null;
+                continue;
+            }
+
+            flushAt ??= time.GetUtcNow() + maxDelay;
         }
     }
 
@@ -379,9 +391,13 @@ internal sealed class ReplicationService(
         // change sets, confirmed by the broker. Without it the slot could be acknowledged (every part
         // applied) before those were published, and a crash in between would lose them for subscribers.
         var published = batch.BucketParts.Count;
+        if (batch.Barrier)
+            await tracker.WhenConfirmedAsync(batch.Sequence - 1, cancellationToken); // every partition has applied what came before
         await tracker.RegisterAsync(batch.Sequence, published + 1, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         tracker.ConfirmPublished(batch.Sequence, published);
+        if (batch.Barrier)
+            await tracker.WhenConfirmedAsync(batch.Sequence, cancellationToken); // and nothing after it overtakes it
         if (batch.Progress.Count > 0)
             chunkProgress.TryWrite((batch.Sequence, batch.Progress)); // saved once the batch is confirmed
         ReplicationLog.Published(logger, batch.Sequence, batch.Parts.Count, batch.ChangeCount);

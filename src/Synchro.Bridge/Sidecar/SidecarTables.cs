@@ -39,6 +39,15 @@ public sealed class SidecarTables
     public string Snapshots => Schema + ".sync_snapshots";
 
     /// <summary>
+    /// Changelog rows written by apply partitions, waiting until every partition has applied their
+    /// batch: then they enter sync_changelog in commit order (<c>ord</c> keeps the order inside a change).
+    /// </summary>
+    public string ChangelogPending => Schema + ".sync_changelog_pending";
+
+    /// <summary>How far each apply partition of each layout has applied, per source (one partition: sync_runs).</summary>
+    public string ApplyPartitions => Schema + ".sync_apply_partitions";
+
+    /// <summary>
     /// Creates the tables when missing, and adopts existing ones in place: the Go library synchro's
     /// tables (see SYNCHRO-SCHEMA.md) keep their columns, types and indexes and get only the bridge's
     /// extra columns; tables of earlier bridge versions are converted to synchro's types. Column names,
@@ -156,6 +165,27 @@ public sealed class SidecarTables
             $"DELETE FROM {RecordPositions} p WHERE p.record_id = '' OR NOT EXISTS (SELECT 1 FROM {BucketEdges} e WHERE e.table_name = p.table_name AND e.record_id = p.record_id); " +
             $"ALTER TABLE {RecordPositions} ADD COLUMN removed boolean NOT NULL DEFAULT false, ADD COLUMN checksum integer, ADD COLUMN parent_table text, ADD COLUMN parent_record_id text;")}
         {Conditional($"to_regclass('{Schema}.sync_record_positions_parent') IS NULL", $"CREATE INDEX sync_record_positions_parent ON {RecordPositions} (parent_table, parent_record_id) WHERE parent_table IS NOT NULL;")}
+
+        CREATE TABLE IF NOT EXISTS {ChangelogPending} (
+            ord         bigint GENERATED ALWAYS AS IDENTITY,
+            source      text        NOT NULL,
+            bucket_id   text        NOT NULL,
+            table_name  text        NOT NULL,
+            record_id   text        NOT NULL,
+            operation   smallint    NOT NULL,
+            commit_lsn  pg_lsn      NOT NULL,
+            change_idx  integer     NOT NULL
+        );
+
+        CREATE TABLE IF NOT EXISTS {ApplyPartitions} (
+            source              text        NOT NULL,
+            layout              text        NOT NULL,
+            partition           integer     NOT NULL,
+            applied_commit_lsn  pg_lsn      NOT NULL,
+            applied_change_idx  integer     NOT NULL,
+            updated_at          timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (source, layout, partition)
+        );
 
         CREATE TABLE IF NOT EXISTS {Snapshots} (
             id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

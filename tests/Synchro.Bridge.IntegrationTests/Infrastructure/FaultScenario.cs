@@ -59,6 +59,28 @@ internal sealed class FaultScenario : IAsyncDisposable
     /// Waits until the slot has acknowledged everything written so far, which the bridge does only
     /// once every change up to there is applied to the sidecar tables.
     /// </summary>
+    /// <summary>
+    /// Waits until the reference bridge (slot <c>{name}_clean</c>, schema <c>clean</c>) has confirmed
+    /// everything written, then asserts the public sidecar tables equal its tables: the same changelog
+    /// rows in the same seq order (seq values themselves may skip where a killed transaction took
+    /// some), the same edges and record positions.
+    /// </summary>
+    public async Task AssertSameSidecarTablesAsCleanReferenceAsync(TimeSpan timeout)
+    {
+        var written = await Env.CurrentWalLsnAsync();
+        await Eventually.Until(async () => Synchro.Bridge.Replication.Lsn.Parse(await Env.ScalarAsync<string>($"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{Env.Name}_clean'")),
+            lsn => lsn >= written, "the reference bridge to catch up", timeout);
+        const string Changelog = "SELECT row_number() OVER (ORDER BY seq), bucket_id, table_name, record_id, operation, commit_lsn, change_idx FROM {0}.sync_changelog ORDER BY seq";
+        const string Edges = "SELECT table_name, record_id, bucket_id, checksum, lsn FROM {0}.sync_bucket_edges ORDER BY 1, 2, 3";
+        const string Records = "SELECT table_name, record_id, commit_lsn, change_idx, removed, checksum, parent_table, parent_record_id FROM {0}.sync_record_positions ORDER BY 1, 2";
+        foreach (var query in new[] { Changelog, Edges, Records })
+        {
+            var expected = await Env.RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, query, "clean"));
+            Assert.NotEmpty(expected);
+            Assert.Equal(expected, await Env.RowsAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, query, "public")));
+        }
+    }
+
     public async Task WaitForCatchUpAsync(BridgeProcess bridge, TimeSpan timeout)
     {
         var written = await Env.CurrentWalLsnAsync();

@@ -23,7 +23,7 @@ public sealed class BatchPlannerTests
     private static SegmentPlan Plan(BucketRuleSet rules, Dictionary<RecordKey, RecordState> state, params StagedChange[] changes)
     {
         var index = 0;
-        var plan = new BatchPlanner(rules, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, appliedThrough: null);
+        var plan = new BatchPlanner(rules, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, AppliedPositions.None);
         Assert.Equal(changes.Length, index);
         return plan;
     }
@@ -119,7 +119,7 @@ public sealed class BatchPlannerTests
         StagedChange[] changes = [Todo(Insert(100, 0, 1, 7)), Todo(Update(200, 0, 1, 8)), Todo(Insert(150, 0, 2, 7))];
         var index = 0;
 
-        var plan = new BatchPlanner(ByUser, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, ChangePositions.At(150, 0));
+        var plan = new BatchPlanner(ByUser, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, AppliedPositions.Through(ChangePositions.At(150, 0)));
 
         Assert.Empty(plan.Changelog);
         Assert.Empty(plan.Touched);
@@ -195,7 +195,7 @@ public sealed class BatchPlannerTests
         var index = 0;
 
         // No child yet at 200: the owner change is planned in line.
-        var first = planner.PlanSegment(changes, ref index, null);
+        var first = planner.PlanSegment(changes, ref index, AppliedPositions.None);
         Assert.Equal(4, index);
         var cascade = Assert.IsType<Cascade>(first.Step);
         Assert.Equal((new RecordKey("todos", "1"), ChangePositions.At(300, 0)), (cascade.Root, cascade.At));
@@ -203,7 +203,7 @@ public sealed class BatchPlannerTests
         Assert.Equal(("user:8", "10", ChangeOperation.Insert), Log(first)[3]);
 
         // Staying in its buckets moves nobody.
-        var second = planner.PlanSegment(changes, ref index, null);
+        var second = planner.PlanSegment(changes, ref index, AppliedPositions.None);
         Assert.Null(second.Step);
         Assert.Equal([("user:9", "1", ChangeOperation.Update)], Log(second));
     }
@@ -238,7 +238,7 @@ public sealed class BatchPlannerTests
         StagedChange[] changes = [Todo(Insert(100, 0, 1, 7)), Todo(Insert(100, 1, 2, 7)), Todo(Insert(100, 2, 3, 7))];
         var index = 0;
 
-        var plan = new BatchPlanner(rules, [], outputs).PlanSegment(changes, ref index, null);
+        var plan = new BatchPlanner(rules, [], outputs).PlanSegment(changes, ref index, AppliedPositions.None);
 
         Assert.Equal([("team:1", "1", ChangeOperation.Insert), ("team:2", "1", ChangeOperation.Insert)], Log(plan));
         Assert.Equal(["2", "3"], plan.Failures.Select(f => f.RecordId));
@@ -252,7 +252,7 @@ public sealed class BatchPlannerTests
         StagedChange[] changes = [Todo(Insert(200, 0, 3, null)), Todo(Truncate(200, 1)), Todo(Insert(200, 2, 4, 7))];
         var index = 0;
 
-        var plan = new BatchPlanner(ByUser, [], new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, null);
+        var plan = new BatchPlanner(ByUser, [], new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, AppliedPositions.None);
 
         Assert.Equal(2, index);
         Assert.Equal(new Truncate(Todos, ChangePositions.At(200, 1)), plan.Step);

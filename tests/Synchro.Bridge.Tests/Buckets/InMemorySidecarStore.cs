@@ -47,7 +47,7 @@ internal sealed class InMemorySidecarStore : ISidecarStore
                 Parent = r.Value.Parent, HasChildren = r.Value.HasChildren, Edges = r.Value.Edges,
             });
             var index = 0;
-            var plan = new BatchPlanner(rules, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, _appliedThrough);
+            var plan = new BatchPlanner(rules, state, new Dictionary<ChangePosition, RuleOutput>()).PlanSegment(changes, ref index, AppliedPositions.Through(_appliedThrough));
             if (plan.Step is not null)
                 throw new NotSupportedException("Set-based steps run in PostgreSQL only.");
 
