@@ -374,26 +374,28 @@ measure_recvlogical() {   # measure_recvlogical WORKLOAD KIND
     drop_run_objects "$db" "$db"
 }
 
-start_bridge() {   # start_bridge DB AMQP_URI LOG: the bridge on items of DB in the background (BRIDGE_PID)
-    local db=$1 uri=$2 blog=$3
+start_bridge() {   # start_bridge DB AMQP_URI LOG [PARTITIONS]: the bridge on items of DB in the background (BRIDGE_PID)
+    local db=$1 uri=$2 blog=$3 partitions=${4:-1}
     env Synchro__Postgres__ConnectionString="Host=$PGHOST;Port=$PGPORT;Username=$PGUSER;Password=$PGPASSWORD;Database=$db" \
         Synchro__RabbitMq__Uri="$uri" \
         Synchro__Replication__SlotName="$db" \
         Synchro__Replication__PublicationName="$PUB" \
         Synchro__Tables__0__Name=items \
         Synchro__Tables__0__OwnerColumn=user_id \
+        Synchro__Apply__Partitions="$partitions" \
         Logging__LogLevel__Default=Warning \
         DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 \
         dotnet "$BRIDGE_DLL" run >"$blog" 2>&1 </dev/null &
     BRIDGE_PID=$!
 }
 
-measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
-    local workload=$1 kind=$2 bus=$3 db uri label
+measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory) [PARTITIONS]
+    local workload=$1 kind=$2 bus=$3 partitions=${4:-1} db uri label
     case $bus in
         rabbitmq) db="bench_${kind}_rmq" uri=$BENCH_AMQP label="bridge + RabbitMQ" ;;
         memory) db="bench_${kind}_mem" uri= label="bridge, in-memory bus" ;;
     esac
+    if [ "$partitions" != 1 ]; then db="${db}_p$partitions"; label="$label, $partitions apply partitions"; fi
     prepare_db "$db"
     write_workload "$db" "$kind"
 
@@ -401,7 +403,7 @@ measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
     log "$db: starting the bridge ($label)"
     pg0=$(pg_ticks); rm0=$(rmq_ticks); m0=$(machine_ticks)
     t0=$(now)
-    start_bridge "$db" "$uri" "$blog"
+    start_bridge "$db" "$uri" "$blog" "$partitions"
 
     local active_at= done_at= confirmed= a d c deadline out
     deadline=$(awk -v t="$t0" -v n="$RUN_TIMEOUT" 'BEGIN { printf "%d", t + n }')
@@ -446,7 +448,7 @@ measure_bridge() {   # measure_bridge WORKLOAD KIND BUS(rabbitmq|memory)
     distinct=$(sql "$db" "SELECT count(DISTINCT record_id) FROM sync_changelog")
     [ "$distinct" = "$ROWS" ] ||
         die "$db: sync_changelog holds $distinct distinct records, expected $ROWS (log: $blog)"
-    [ "$kind/$bus" = big/rabbitmq ] && keep_sidecar_rows "$db"
+    [ "$kind/$bus/$partitions" = big/rabbitmq/1 ] && keep_sidecar_rows "$db"
 
     [ -n "$active_at" ] || active_at=$done_at
     local seconds startup
@@ -576,6 +578,8 @@ measure_write_floor() {
 # changelog row as the bridge inserts it (its transaction commits right after).
 LATENCY_RATE=1000
 LATENCY_SECONDS=$(awk -v s="$SCALE" 'BEGIN { n = int(20 * s + 0.5); print (n < 4 ? 4 : n) }')
+SUSTAINED_CLIENTS=4
+SUSTAINED_SECONDS=$(awk -v s="$SCALE" 'BEGIN { n = int(60 * s + 0.5); print (n < 5 ? 5 : n) }')
 LATENCY_WARMUP=2
 measure_latency() {
     local db=bench_latency blog="$TMP/bridge-bench_latency.log" out a d c lsn rows
@@ -613,6 +617,45 @@ measure_latency() {
     IFS='|' read -r LAT_N LAT_P50 LAT_P90 LAT_P99 LAT_MAX LAT_RATE <<<"$out"
     [ "$(sql "$db" "SELECT count(*) FROM sync_changelog")" = "$rows" ] || die "$db: the changelog does not hold one row per inserted row ($rows)"
     log "$db: commit -> changelog p50 ${LAT_P50} ms, p90 ${LAT_P90} ms, p99 ${LAT_P99} ms, max ${LAT_MAX} ms over $rows rows at $LAT_RATE tx/s"
+    drop_run_objects "$db" "$db"
+}
+
+# ------------------------------------------------------------------ sustained load
+
+# pgbench with SUSTAINED_CLIENTS clients at full speed for SUSTAINED_SECONDS while the bridge runs:
+# the rate the writers held, the lag (bytes and seconds behind the last commit) sampled every
+# second, and how long after the writers stopped the slot was acknowledged up to their last commit.
+measure_sustained() {
+    local db=bench_sustained blog="$TMP/bridge-bench_sustained.log" out a d c lsn t_end t_done samples="$TMP/sustained-lag.txt"
+    prepare_db "$db"
+    start_bridge "$db" "$BENCH_AMQP" "$blog"
+    out=$(sql "$db" "SELECT * FROM bench_wait('$db', 'FFFFFFFF/FFFFFFFF', 60, $POLL)")
+    IFS='|' read -r a d c <<<"$out"
+    [ -n "$a" ] || { tail -n 30 "$blog" >&2; die "$db: the bridge did not take the slot within 60 s (log: $blog)"; }
+    printf '%s\n' "INSERT INTO items (id, user_id, title, body) SELECT v, v % 100, $TITLE, $BODY FROM (SELECT nextval('items_id_seq') AS v) s;" >"$TMP/sustained.sql"
+    log "$db: pgbench, $SUSTAINED_CLIENTS clients at full speed for ${SUSTAINED_SECONDS}s with the bridge running"
+    : >"$samples"
+    ( while sleep 1; do sql "$db" "SELECT round((pg_current_wal_insert_lsn() - confirmed_flush_lsn) / 1048576.0, 1) FROM pg_replication_slots WHERE slot_name = '$db'" >>"$samples" 2>/dev/null || true; done ) &
+    local sampler=$!
+    timeout "$RUN_TIMEOUT" "$PGBIN/pgbench" -n -f "$TMP/sustained.sql" -T "$SUSTAINED_SECONDS" -c "$SUSTAINED_CLIENTS" -j 2 "$db" \
+        >"$TMP/pgbench-$db.log" 2>&1 || { kill "$sampler"; tail -n 20 "$TMP/pgbench-$db.log" >&2; die "pgbench failed on $db"; }
+    t_end=$(now)
+    lsn=$(sql "$db" "SELECT pg_current_wal_insert_lsn()")
+    out=$(sql "$db" "SELECT * FROM bench_wait('$db', '$lsn', $RUN_TIMEOUT, $POLL)")
+    IFS='|' read -r a d c <<<"$out"
+    t_done=$(now)
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    [ -n "$d" ] || die "$db: the bridge did not confirm $lsn (log: $blog)"
+    SUS_HWM=$(awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$BRIDGE_PID/status")
+    stop_pid "$BRIDGE_PID" 60 || true
+    wait "$BRIDGE_PID" || true
+    BRIDGE_PID=
+    SUS_ROWS=$(sql "$db" "SELECT count(*) FROM items")
+    [ "$(sql "$db" "SELECT count(*) FROM sync_changelog")" = "$SUS_ROWS" ] || die "$db: the changelog does not hold one row per inserted row ($SUS_ROWS)"
+    SUS_RATE=$(awk -v n="$SUS_ROWS" -v s="$SUSTAINED_SECONDS" 'BEGIN { printf "%.0f", n / s }')
+    SUS_DRAIN=$(sub "$t_done" "$t_end")
+    SUS_MAX_LAG=$(sort -g "$samples" | tail -n 1)
+    log "$db: $SUS_ROWS rows at $SUS_RATE tx/s; lag at most ${SUS_MAX_LAG} MB; acknowledged ${SUS_DRAIN}s after the writers stopped; peak RSS ${SUS_HWM} MB"
     drop_run_objects "$db" "$db"
 }
 
@@ -676,10 +719,15 @@ measure_write_floor
 measure_recvlogical "$SMALL_LABEL" small
 measure_bridge "$SMALL_LABEL" small rabbitmq
 measure_bridge "$SMALL_LABEL" small memory
+measure_bridge "$BIG_LABEL" big rabbitmq 2
+measure_bridge "$BIG_LABEL" big rabbitmq 4
+measure_bridge "$SMALL_LABEL" small rabbitmq 2
+measure_bridge "$SMALL_LABEL" small rabbitmq 4
 measure_copy "$SNAP_LABEL"
 measure_snapshot "$SNAP_LABEL" rabbitmq
 measure_snapshot "$SNAP_LABEL" memory
 measure_latency
+measure_sustained
 measure_wire_bytes
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -800,6 +848,15 @@ bridge's transaction commits right after):
 | rows | rate held (tx/s) | p50 ms | p90 ms | p99 ms | max ms |
 |---:|---:|---:|---:|---:|---:|
 | $(group "$LAT_N") | $(group "$LAT_RATE") | $LAT_P50 | $LAT_P90 | $LAT_P99 | $LAT_MAX |
+
+Sustained load, bridge + RabbitMQ running while pgbench writes one-row transactions with
+$SUSTAINED_CLIENTS clients at full speed for $SUSTAINED_SECONDS s (lag sampled every second as WAL written but
+not yet acknowledged; *drained* = from the writers' stop until the slot was acknowledged up to
+their last commit):
+
+| rows | rate held (tx/s) | largest lag MB | drained after s | peak RSS MB |
+|---:|---:|---:|---:|---:|
+| $(group "$SUS_ROWS") | $(group "$SUS_RATE") | $SUS_MAX_LAG | $(fmt2 "$SUS_DRAIN") | $SUS_HWM |
 
 - **seconds**: pg_recvlogical from start to exit at the end LSN of the workload's last commit; the
   bridge from process start until the slot's \`confirmed_flush_lsn\` reached that LSN, i.e. until every
