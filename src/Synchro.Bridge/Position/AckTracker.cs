@@ -44,6 +44,24 @@ internal sealed class AckTracker : IDisposable
         get { lock (_gate) return _acknowledgedLsn; }
     }
 
+    /// <summary>Batches published and not yet confirmed (with the ones before them).</summary>
+    public int InFlight
+    {
+        get { lock (_gate) return _pending.Count; }
+    }
+
+    /// <summary>Ends when the oldest batch in flight is confirmed; at once when none is.</summary>
+    public Task WhenOldestConfirmedAsync(CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (_pending.Count == 0)
+                return Task.CompletedTask;
+        }
+
+        return WhenConfirmedAsync(_nextExpected, cancellationToken);
+    }
+
     /// <summary>Nothing published is waiting for confirmation.</summary>
     public bool IsIdle
     {

@@ -42,6 +42,12 @@ internal sealed class ReplicationService(
     private static readonly TimeSpan MaxRestartDelay = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(3);
 
+    /// <summary>
+    /// Batches in flight below which a quiet stream is flushed at once: one being applied and one
+    /// waiting keep the consumer busy; more would only make changes wait in its queue.
+    /// </summary>
+    private const int LiveWindow = 2;
+
     // Consecutive runs ended by the confirmation timeout without any progress: each doubles the next
     // timeout (up to 32x), so a consumer that stays away does not make us queue a window per minute.
     private int _timeoutsWithoutProgress;
@@ -313,9 +319,11 @@ internal sealed class ReplicationService(
         var maxDelay = options.Value.Batching.MaxBatchDelay;
         DateTimeOffset? flushAt = null;
         long? epoch = null;
+        Task? heldBack = null;
         while (true)
         {
-            var next = await ReadAsync(events, flushAt, cancellationToken);
+            var next = await ReadAsync(events, flushAt, heldBack, cancellationToken);
+            heldBack = null;
             if (next.Completed)
                 return;
             if (next.Event is null)
@@ -336,19 +344,29 @@ internal sealed class ReplicationService(
                 continue;
             if (batcher.AtTransactionBoundary && events.Count == 0)
             {
-                // The stream went quiet after a commit: waiting longer would only add latency. While it is
-                // busy, events queue up during each publish, so the next batch grows on its own.
-                epoch = await FlushAsync(batcher.Cut(), tracker, chunkProgress, epoch, cancellationToken);
-                flushAt = null;
-                continue;
+                // The stream went quiet after a commit. With the consumer idle or busy with one batch,
+                // publish now: waiting would only add latency. With more in flight, a new batch would
+                // only queue behind them: keep gathering until the oldest is confirmed, so batches
+                // grow with the load instead of the queue (and the time a change waits in it).
+                if (tracker.InFlight < LiveWindow)
+                {
+                    epoch = await FlushAsync(batcher.Cut(), tracker, chunkProgress, epoch, cancellationToken);
+                    flushAt = null;
+                    continue;
+                }
+
+                heldBack = tracker.WhenOldestConfirmedAsync(cancellationToken);
             }
 
             flushAt ??= time.GetUtcNow() + maxDelay;
         }
     }
 
-    /// <summary>The next event, or none when the flush time came first.</summary>
-    private async Task<(DecodedEvent? Event, bool Completed)> ReadAsync(ChannelReader<DecodedEvent> events, DateTimeOffset? flushAt, CancellationToken cancellationToken)
+    /// <summary>
+    /// The next event; none when the flush time came first, or when <paramref name="heldBack"/> (a
+    /// held-back flush waiting for a confirmation) ended first.
+    /// </summary>
+    private async Task<(DecodedEvent? Event, bool Completed)> ReadAsync(ChannelReader<DecodedEvent> events, DateTimeOffset? flushAt, Task? heldBack, CancellationToken cancellationToken)
     {
         if (events.TryRead(out var ready))
             return (ready, false);
@@ -359,7 +377,15 @@ internal sealed class ReplicationService(
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
         try
         {
-            return await events.WaitToReadAsync(linked.Token) && events.TryRead(out var item) ? (item, false) : (null, events.Completion.IsCompleted);
+            var readable = events.WaitToReadAsync(linked.Token).AsTask();
+            if (heldBack is not null && await Task.WhenAny(readable, heldBack) != readable)
+            {
+                await linked.CancelAsync();
+                await readable.ContinueWith(static _ => { }, TaskScheduler.Default); // observed: cancelled by us
+                return events.TryRead(out var arrived) ? (arrived, false) : (null, false);
+            }
+
+            return await readable && events.TryRead(out var item) ? (item, false) : (null, events.Completion.IsCompleted);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
