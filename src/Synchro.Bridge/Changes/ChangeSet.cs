@@ -23,7 +23,7 @@ public sealed record ChangeSet(
     string Schema,
     string Table,
     IReadOnlyList<string> KeyColumns,
-    IReadOnlyList<RowChange> Changes)
+    [property: System.Text.Json.Serialization.JsonConverter(typeof(CompactChangesConverter))] IReadOnlyList<RowChange> Changes)
 {
     /// <summary>
     /// Increases with every run of the slot reader (across processes and restarts). A run re-reads

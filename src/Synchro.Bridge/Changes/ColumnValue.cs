@@ -29,3 +29,23 @@ public sealed record ColumnValue(string Name, string Type, ColumnValueKind Kind,
     /// <summary>A value in text form.</summary>
     public static ColumnValue Of(string name, string type, string text) => new(name, type, ColumnValueKind.Text, text);
 }
+
+public static class RowShapes
+{
+    /// <summary>The row has exactly these columns (names and types, in order).</summary>
+    public static bool HasColumns(this IReadOnlyList<ColumnValue> row, int count, Func<int, string> name, Func<int, string> type)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(name);
+        ArgumentNullException.ThrowIfNull(type);
+        if (row.Count != count)
+            return false;
+        for (var i = 0; i < count; i++)
+        {
+            if (!string.Equals(row[i].Name, name(i), StringComparison.Ordinal) || !string.Equals(row[i].Type, type(i), StringComparison.Ordinal))
+                return false;
+        }
+
+        return true;
+    }
+}

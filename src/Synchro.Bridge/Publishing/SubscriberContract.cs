@@ -64,18 +64,8 @@ internal static class SubscriberContract
     private static V2.Column[] ShapeOf(IReadOnlyList<ColumnValue> row, HashSet<string> keys) =>
         [.. row.Select(c => new V2.Column(c.Name, c.Type, keys.Contains(c.Name)))];
 
-    private static bool HasShape(IReadOnlyList<ColumnValue> row, V2.Column[] columns)
-    {
-        if (row.Count != columns.Length)
-            return false;
-        for (var i = 0; i < columns.Length; i++)
-        {
-            if (!string.Equals(row[i].Name, columns[i].Name, StringComparison.Ordinal) || !string.Equals(row[i].Type, columns[i].Type, StringComparison.Ordinal))
-                return false;
-        }
-
-        return true;
-    }
+    private static bool HasShape(IReadOnlyList<ColumnValue> row, V2.Column[] columns) =>
+        row.HasColumns(columns.Length, i => columns[i].Name, i => columns[i].Type);
 
     private static V2.Row? RowOf(IReadOnlyList<ColumnValue>? row, bool keyOnly, HashSet<string> keys) =>
         row is null ? null : new V2.Row(row.Select(c => c.Kind switch
