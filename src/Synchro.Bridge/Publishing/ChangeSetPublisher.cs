@@ -19,10 +19,11 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
     public async Task PublishAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        // Each partition's parts one after the other, so its consumer receives them in stream order;
-        // partitions, and then tables, side by side.
-        await Task.WhenAll(batch.BucketParts.GroupBy(p => p.Partition).Select(partition => PublishPartitionAsync(partition, cancellationToken)));
-        await Task.WhenAll(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken)));
+        // Each partition's parts one after the other, so its consumer receives them in stream order, and
+        // each table's sets likewise; partitions and tables side by side, so the batch waits for the
+        // broker's confirmations once, not once per stage.
+        await Task.WhenAll(batch.BucketParts.GroupBy(p => p.Partition).Select(partition => PublishPartitionAsync(partition, cancellationToken))
+            .Concat(batch.Parts.GroupBy(p => (p.Schema, p.Table)).Select(table => PublishInOrderAsync(table, cancellationToken))));
     }
 
     /// <summary>Publishes the batch's logical decoding messages, in stream order, each confirmed by the broker.</summary>
