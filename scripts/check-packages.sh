@@ -14,7 +14,10 @@ done
 
 status=0
 check() { # package, file inside it
-    if ! unzip -l "$out/$1" | grep -q " $2\$"; then
+    # Listed first, then searched: with pipefail, grep -q leaving early would fail unzip with SIGPIPE.
+    local listing
+    listing=$(unzip -l "$out/$1")
+    if ! grep -q " $2\$" <<<"$listing"; then
         echo "check-packages: $1 lacks $2" >&2
         status=1
     fi
