@@ -100,7 +100,7 @@ public sealed class ParentChainTests(ITestOutputHelper output)
         var reference = scenario.Start(clean);
         var bridge = scenario.Start(faulty);
         await scenario.WaitForSlotHeldAsync(bridge);
-        await Eventually.Until(() => scenario.Env.ScalarAsync<bool>($"SELECT active FROM pg_replication_slots WHERE slot_name = '{scenario.Env.Name}_clean'"), "the reference bridge to hold its slot");
+        await scenario.WaitForCleanReferenceAsync();
 
         using var stop = new CancellationTokenSource();
         var writing = TreeWorkload.RunAsync(scenario.ConnectionString, clients: 3, transactionsPerClient: 500, seed: 80, stop.Token);

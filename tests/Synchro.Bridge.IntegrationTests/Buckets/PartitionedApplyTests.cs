@@ -35,7 +35,7 @@ public sealed class PartitionedApplyTests
         var reference = scenario.Start(clean);
         var bridge = scenario.Start(partitioned);
         await scenario.WaitForSlotHeldAsync(bridge);
-        await Eventually.Until(() => scenario.Env.ScalarAsync<bool>($"SELECT active FROM pg_replication_slots WHERE slot_name = '{scenario.Env.Name}_clean'"), "the reference bridge to hold its slot");
+        await scenario.WaitForCleanReferenceAsync();
 
         // Owner-rule rows spread over the partitions; the parent-linked lists and cards go to partition 0.
         var writing = Task.WhenAll(

@@ -59,6 +59,10 @@ internal sealed class FaultScenario : IAsyncDisposable
     /// Waits until the slot has acknowledged everything written so far, which the bridge does only
     /// once every change up to there is applied to the sidecar tables.
     /// </summary>
+    /// <summary>Waits until the reference bridge holds its slot <c>{name}_clean</c> (which it creates at start).</summary>
+    public Task WaitForCleanReferenceAsync() =>
+        Eventually.Until(() => Env.ScalarAsync<bool>($"SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = '{Env.Name}_clean' AND active)"), "the reference bridge to hold its slot");
+
     /// <summary>
     /// Waits until the reference bridge (slot <c>{name}_clean</c>, schema <c>clean</c>) has confirmed
     /// everything written, then asserts the public sidecar tables equal its tables: the same changelog

@@ -84,7 +84,7 @@ public sealed class SynchroCompatibilityTests
 
         // The confirmed LSN as the 64-bit integer synchro stores.
         await Eventually.Until(
-            () => env.ScalarAsync<bool>($"SELECT p.confirmed_lsn = (s.confirmed_flush_lsn - '0/0')::bigint FROM sync_wal_position p, pg_replication_slots s WHERE p.slot_name = '{env.Name}' AND s.slot_name = p.slot_name"),
+            () => env.ScalarAsync<bool>($"SELECT EXISTS (SELECT 1 FROM sync_wal_position p, pg_replication_slots s WHERE p.slot_name = '{env.Name}' AND s.slot_name = p.slot_name AND p.confirmed_lsn = (s.confirmed_flush_lsn - '0/0')::bigint)"),
             "sync_wal_position to hold the slot's confirmed LSN");
         Assert.Equal("todos|98|no owner|NULL", (await env.RowsAsync("SELECT table_name, record_id, error_text, resolved_at FROM sync_rule_failures")).Single());
     }
