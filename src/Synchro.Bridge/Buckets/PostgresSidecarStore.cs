@@ -106,6 +106,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         {
             BatchCommands =
             {
+                SegmentWriter.Command(SidecarTables.AbandonedTransactionTimeout),
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock_shared(hashtext($1))", "synchro:apply:" + source),
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", $"synchro:apply:{source}:{partition}"),
                 SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx FROM {tables.Runs} WHERE source = $1", source),
@@ -113,6 +114,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
                 SegmentWriter.Command($"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1)", source),
             },
         };
+        // The reader skips statements without rows (SET): it starts at the first lock's result.
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);

@@ -53,6 +53,8 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarTables tabl
         {
             await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await using (var timeout = new NpgsqlCommand(SidecarTables.AbandonedTransactionTimeout, connection))
+                await timeout.ExecuteNonQueryAsync(cancellationToken);
             await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", connection))
             {
                 lockCommand.Parameters.Add(new NpgsqlParameter { Value = "synchro:apply:" + source });

@@ -1,5 +1,8 @@
 using Npgsql;
 using NpgsqlTypes;
+using Polly;
+using Polly.Registry;
+using Synchro.Bridge.Position;
 
 namespace Synchro.Bridge.Sidecar;
 
@@ -8,12 +11,19 @@ namespace Synchro.Bridge.Sidecar;
 /// every partition has applied their transactions: in commit order, under the changelog lock held to
 /// commit, so within every bucket <c>seq</c> follows commit order and a reader pulling
 /// <c>seq &gt; checkpoint</c> never misses a row. The slot reader calls it before it acknowledges an
-/// LSN: by then every change of every transaction that committed before that LSN is applied.
+/// LSN: by then every change of every transaction that committed before that LSN is applied. It
+/// runs through the position store's pipeline (timeout per attempt, retries, circuit breaker): a
+/// connection that hangs must not stop acknowledgements for good. Moving again is harmless.
 /// </summary>
-public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables tables)
+public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables tables, ResiliencePipelineProvider<string> pipelines)
 {
+    private readonly ResiliencePipeline _pipeline = pipelines.GetPipeline(ResilientPositionStore.PipelineName);
+
     /// <returns>Rows that entered sync_changelog.</returns>
-    public async Task<int> PublishBeforeAsync(string source, ulong lsn, CancellationToken cancellationToken)
+    public Task<int> PublishBeforeAsync(string source, ulong lsn, CancellationToken cancellationToken) =>
+        _pipeline.ExecuteAsync(static (state, ct) => new ValueTask<int>(state.Item1.MoveAsync(state.source, state.lsn, ct)), (this, source, lsn), cancellationToken).AsTask();
+
+    private async Task<int> MoveAsync(string source, ulong lsn, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -21,6 +31,7 @@ public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables 
         {
             BatchCommands =
             {
+                new NpgsqlBatchCommand(SidecarTables.AbandonedTransactionTimeout),
                 new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtext($1))") { Parameters = { new() { Value = "synchro:changelog:" + tables.Schema } } },
                 new NpgsqlBatchCommand(
                     $"""
@@ -43,6 +54,6 @@ public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables 
         };
         await batch.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        return batch.BatchCommands[1].RecordsAffected;
+        return batch.BatchCommands[^1].RecordsAffected;
     }
 }

@@ -35,6 +35,14 @@ public sealed class SidecarTables
     /// </summary>
     public string RecordPositions => Schema + ".sync_record_positions";
 
+    /// <summary>
+    /// Run first in every transaction that takes the bridge's locks. The bridge never leaves such a
+    /// transaction idle for more than moments, so one idle for this long lost its client (a network
+    /// partition leaves the server side open): PostgreSQL ends it, and its locks stop holding back
+    /// the consumer that retries the same work, instead of holding them until TCP gives up (hours).
+    /// </summary>
+    public const string AbandonedTransactionTimeout = "SET LOCAL idle_in_transaction_session_timeout = '10s'";
+
     /// <summary>Snapshots, backfills and rebuilds of tables: requested, running (with their progress) and done.</summary>
     public string Snapshots => Schema + ".sync_snapshots";
 
