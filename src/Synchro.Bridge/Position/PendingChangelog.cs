@@ -2,9 +2,9 @@ using Npgsql;
 using NpgsqlTypes;
 using Polly;
 using Polly.Registry;
-using Synchro.Bridge.Position;
+using Synchro.Bridge.Sidecar;
 
-namespace Synchro.Bridge.Sidecar;
+namespace Synchro.Bridge.Position;
 
 /// <summary>
 /// Moves the changelog rows apply partitions left in sync_changelog_pending into sync_changelog once
