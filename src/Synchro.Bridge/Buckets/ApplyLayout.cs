@@ -56,11 +56,20 @@ public sealed record ApplyLayout
     {
         if (Partitions == 1 || _whole.Contains(sidecarTable))
             return 0;
-        // FNV-1a over the UTF-8 bytes: stable across processes and versions, unlike string.GetHashCode.
-        var hash = 2166136261u;
-        foreach (var b in Encoding.UTF8.GetBytes(sidecarTable + "\0" + recordId))
+        // FNV-1a over the UTF-8 bytes of table, NUL, record id: stable across processes and versions,
+        // unlike string.GetHashCode. Runs for every change in the slot reader, so without allocating.
+        var hash = Fnv1a(2166136261u, sidecarTable);
+        hash = (hash ^ 0) * 16777619u;
+        return (int)(Fnv1a(hash, recordId) % (uint)Partitions);
+    }
+
+    private static uint Fnv1a(uint hash, string text)
+    {
+        Span<byte> buffer = stackalloc byte[256];
+        var bytes = Encoding.UTF8.GetMaxByteCount(text.Length) <= buffer.Length ? buffer[..Encoding.UTF8.GetBytes(text, buffer)] : Encoding.UTF8.GetBytes(text);
+        foreach (var b in bytes)
             hash = (hash ^ b) * 16777619u;
-        return (int)(hash % (uint)Partitions);
+        return hash;
     }
 
     public bool Equals(ApplyLayout? other) => other is not null && Key == other.Key;
