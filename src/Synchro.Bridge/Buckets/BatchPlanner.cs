@@ -136,6 +136,7 @@ public sealed class BatchPlanner(BucketRuleSet rules, Dictionary<RecordKey, Reco
             Parent = parent,
             HasChildren = current.HasChildren,
             Edges = edges,
+            StoredBuckets = current.StoredBuckets,
         };
         state[key] = updated;
         plan.Touched[key] = updated;

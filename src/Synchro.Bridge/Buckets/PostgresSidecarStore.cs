@@ -25,7 +25,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var (latestEpoch, applied, pendingRows) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
+        var (latestEpoch, applied, pendingRows, openFailures) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
         if (batch.RunEpoch < latestEpoch)
             return new ApplyOutcome { Superseded = true };
         var partitionApplied = applied.Of(layout, batch.Partition);
@@ -46,17 +46,17 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         // Partitions apply side by side, so their changelog rows wait to enter sync_changelog in commit
         // order; a single partition writes it directly, unless rows of an earlier layout still wait.
         var pendingFor = layout.IsSingle && !pendingRows ? null : batch.Source;
-        var outcome = await ApplyChangesAsync(connection, transaction, changes, rules, applied, cancellationToken, pendingFor);
-        if (changes.Count > 0 && !(changes[^1].Position <= partitionApplied))
-            await SetAppliedAsync(connection, batch, layout, changes[^1].Position, cancellationToken);
+        // Written with the first read, to save a round trip: the transaction makes it count only with the rest.
+        var setApplied = changes.Count > 0 && !(changes[^1].Position <= partitionApplied) ? SetApplied(batch, layout, changes[^1].Position) : null;
+        var outcome = await ApplyChangesAsync(connection, transaction, changes, rules, applied, openFailures, cancellationToken, pendingFor, setApplied);
         await transaction.CommitAsync(cancellationToken);
         return outcome;
     }
 
     /// <summary>Plans and writes the changes (in commit order), segment by segment around the set-based steps.</summary>
     internal async Task<ApplyOutcome> ApplyChangesAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, AppliedPositions applied, CancellationToken cancellationToken,
-        string? pendingFor = null)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, AppliedPositions applied, bool openFailures, CancellationToken cancellationToken,
+        string? pendingFor = null, NpgsqlBatchCommand? withFirstRead = null)
     {
         ArgumentNullException.ThrowIfNull(applied);
         var outcome = new ApplyOutcome { Changes = changes.Count };
@@ -64,8 +64,8 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
         var functionOutputs = await RuleFunctions.EvaluateAsync(connection, transaction, pending, rules, cancellationToken);
         var state = new Dictionary<RecordKey, RecordState>();
         var planner = new BatchPlanner(rules, state, functionOutputs);
-        var writer = new SegmentWriter(connection, tables, pendingFor);
-        await LoadStateAsync(connection, BatchPlanner.KeysNeeded(changes, 0, rules), state, rules, cancellationToken);
+        var writer = new SegmentWriter(connection, tables, openFailures, pendingFor);
+        await LoadStateAsync(connection, BatchPlanner.KeysNeeded(changes, 0, rules), state, rules, cancellationToken, withFirstRead);
 
         var index = 0;
         while (index < changes.Count)
@@ -98,9 +98,10 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     /// Serialises consumers of the same partition of a source (a fail-over overlap) so the diff reads
     /// what the last writer wrote; partitions share the source's lock, which replaying failures takes
     /// alone. Returns the epoch of the source's latest run, what each partition has applied, and
-    /// whether changelog rows of the source still wait in sync_changelog_pending.
+    /// whether changelog rows of the source still wait in sync_changelog_pending, and whether any rule
+    /// failure is open (a change that applies supersedes its record's earlier failures).
     /// </summary>
-    private async Task<(long Epoch, AppliedPositions Applied, bool PendingRows)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
+    private async Task<(long Epoch, AppliedPositions Applied, bool PendingRows, bool OpenFailures)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
@@ -111,7 +112,9 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", $"synchro:apply:{source}:{partition}"),
                 SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx FROM {tables.Runs} WHERE source = $1", source),
                 SegmentWriter.Command($"SELECT layout, partition, applied_commit_lsn, applied_change_idx FROM {tables.ApplyPartitions} WHERE source = $1", source),
-                SegmentWriter.Command($"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1)", source),
+                SegmentWriter.Command(
+                    $"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL)",
+                    source),
             },
         };
         // The reader skips statements without rows (SET): it starts at the first lock's result.
@@ -138,7 +141,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
 
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (epoch, new AppliedPositions(positions), reader.GetBoolean(0));
+        return (epoch, new AppliedPositions(positions), reader.GetBoolean(0), reader.GetBoolean(1));
     }
 
     /// <summary>
@@ -146,40 +149,46 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
     /// after everything before it, in every partition: it moves every partition of the layout to it, so
     /// a change it removed is recognised as a replay whichever partition it lands in.
     /// </summary>
-    private async Task SetAppliedAsync(NpgsqlConnection connection, ChangeBatch batch, ApplyLayout layout, ChangePosition position, CancellationToken cancellationToken)
+    private NpgsqlBatchCommand SetApplied(ChangeBatch batch, ApplyLayout layout, ChangePosition position)
     {
         var lsn = new NpgsqlLogSequenceNumber(position.CommitLsn.Value);
-        await using var command = layout.IsSingle
-            ? new NpgsqlCommand(
+        return layout.IsSingle
+            ? SegmentWriter.Command(
                 $"""
                 INSERT INTO {tables.Runs} AS r (source, epoch, applied_commit_lsn, applied_change_idx) VALUES ($1, 0, $2, $3)
                 ON CONFLICT (source) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx
-                """, connection)
-            : new NpgsqlCommand(
+                """,
+                batch.Source, lsn, position.ChangeIndex)
+            : SegmentWriter.Command(
                 $"""
                 INSERT INTO {tables.ApplyPartitions} AS a (source, layout, partition, applied_commit_lsn, applied_change_idx)
                 SELECT $1, $4, p, $2, $3 FROM unnest($5::integer[]) AS p
                 ON CONFLICT (source, layout, partition) DO UPDATE SET applied_commit_lsn = excluded.applied_commit_lsn, applied_change_idx = excluded.applied_change_idx, updated_at = now()
                 WHERE (a.applied_commit_lsn, a.applied_change_idx) < (excluded.applied_commit_lsn, excluded.applied_change_idx)
-                """, connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = batch.Source });
-        command.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
-        command.Parameters.Add(new NpgsqlParameter { Value = position.ChangeIndex });
-        if (!layout.IsSingle)
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = layout.Key });
-            command.Parameters.Add(new NpgsqlParameter { Value = batch.Barrier ? Enumerable.Range(0, layout.Partitions).ToArray() : [batch.Partition] });
-        }
-
-        await command.ExecuteNonQueryAsync(cancellationToken);
+                """,
+                batch.Source, lsn, position.ChangeIndex, layout.Key, batch.Barrier ? Enumerable.Range(0, layout.Partitions).ToArray() : new[] { batch.Partition });
     }
 
-    /// <summary>Reads positions, edges and whether records have children, for every key not yet in <paramref name="state"/>.</summary>
-    private async Task LoadStateAsync(NpgsqlConnection connection, IEnumerable<RecordKey> keys, Dictionary<RecordKey, RecordState> state, BucketRuleSet rules, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads positions, edges and whether records have children, for every key not yet in <paramref name="state"/>;
+    /// <paramref name="alsoRun"/> (a write without results) goes in the same round trip.
+    /// </summary>
+    private async Task LoadStateAsync(
+        NpgsqlConnection connection, IEnumerable<RecordKey> keys, Dictionary<RecordKey, RecordState> state, BucketRuleSet rules, CancellationToken cancellationToken,
+        NpgsqlBatchCommand? alsoRun = null)
     {
         var wanted = keys.Where(k => !state.ContainsKey(k)).Distinct().ToArray();
         if (wanted.Length == 0)
+        {
+            if (alsoRun is not null)
+            {
+                await using var alone = new NpgsqlBatch(connection) { BatchCommands = { alsoRun } };
+                await alone.ExecuteNonQueryAsync(cancellationToken);
+            }
+
             return;
+        }
+
         foreach (var key in wanted)
             state[key] = new RecordState();
         var parentTables = rules.All.Where(r => rules.HasChildTables(r.Table)).Select(r => r.Table.SidecarName).ToHashSet();
@@ -200,6 +209,8 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
                     parents.Select(k => k.Table).ToArray(), parents.Select(k => k.RecordId).ToArray()),
             },
         };
+        if (alsoRun is not null)
+            batch.BatchCommands.Add(alsoRun);
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
@@ -226,6 +237,7 @@ public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTab
             // Edges without a position row: written by a synchro server before the bridge adopted its tables.
             state[key].Exists = true;
             state[key].Edges = list;
+            state[key].StoredBuckets = list.Select(e => e.BucketId).ToArray();
         }
 
         await reader.NextResultAsync(cancellationToken);

@@ -64,7 +64,7 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarTables tabl
             var chunk = await OpenChunkAsync(connection, table, after, cancellationToken);
             if (chunk.Count == 0)
                 return total;
-            var outcome = await store.ApplyChangesAsync(connection, transaction, chunk, rules, AppliedPositions.None, cancellationToken);
+            var outcome = await store.ApplyChangesAsync(connection, transaction, chunk, rules, AppliedPositions.None, openFailures: true, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             total.Changes += outcome.Changes;
             total.ChangelogRows += outcome.ChangelogRows;

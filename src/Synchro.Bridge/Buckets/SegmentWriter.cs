@@ -15,8 +15,9 @@ namespace Synchro.Bridge.Buckets;
 /// in commit order, and no transaction can commit a lower <c>seq</c> after a higher one is visible,
 /// so a reader that pulls <c>seq &gt; checkpoint</c> never misses a row.
 /// </summary>
+/// <param name="openFailures">Whether sync_rule_failures has unresolved rows, which later changes of their records supersede.</param>
 /// <param name="pendingFor">The source whose changelog rows go to sync_changelog_pending instead (apply partitions); null to write sync_changelog.</param>
-internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables, string? pendingFor = null)
+internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables, bool openFailures, string? pendingFor = null)
 {
     /// <summary>The changelog table and columns rows go to, with <c>$n</c> (the source) first for the pending table.</summary>
     private string ChangelogInto => pendingFor is null
@@ -31,7 +32,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     private object?[] WithSource(params object?[] values) => pendingFor is null ? values : [.. values, pendingFor];
 
     private bool _changelogLocked;
-    private bool? _openFailures;
+    private bool _openFailures = openFailures;
 
     /// <summary>
     /// Rows go to PostgreSQL in slices: each array parameter costs Npgsql buffers in proportion to its
@@ -39,46 +40,42 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     /// </summary>
     private const int RowsPerStatement = 1_000;
 
+    /// <summary>
+    /// Writes a segment: slice by slice, one round trip carries the slice's changelog rows and the
+    /// slice's record writes; the last one also the rule failures.
+    /// </summary>
     /// <returns>Changelog rows written.</returns>
     public async Task<int> WriteAsync(SegmentPlan plan, CancellationToken cancellationToken)
     {
         if (!plan.HasWrites)
             return 0;
-        var written = await WriteChangelogAsync(plan.Changelog, cancellationToken);
-        foreach (var slice in plan.Touched.Chunk(RowsPerStatement))
-        {
-            await using var batch = NewBatch();
-            AddRecordWrites(batch, slice);
-            await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // Failures first: a change later in the segment that placed the record supersedes them.
-        await using (var batch = NewBatch())
-        {
-            AddFailureWrites(batch, plan);
-            if (batch.BatchCommands.Count > 0)
-                await batch.ExecuteNonQueryAsync(cancellationToken);
-        }
-
         // Usually there is no open failure at all: then nothing can be superseded, and the statement is skipped.
         if (plan.Failures.Any(f => f.StoredId is null))
             _openFailures = true;
-        if (plan.Applied.Count > 0)
-            _openFailures ??= await AnyOpenFailureAsync(cancellationToken);
-        foreach (var slice in _openFailures == true ? plan.Applied.Chunk(RowsPerStatement) : [])
+        var applied = _openFailures ? plan.Applied.Chunk(RowsPerStatement).ToArray() : [];
+        var changelog = plan.Changelog.Chunk(RowsPerStatement).ToArray();
+        var touched = plan.Touched.Chunk(RowsPerStatement).ToArray();
+        var slices = Math.Max(1, Math.Max(changelog.Length, Math.Max(touched.Length, applied.Length)));
+        var written = 0;
+        for (var i = 0; i < slices; i++)
         {
             await using var batch = NewBatch();
-            AddSupersededFailures(batch, slice);
+            var insert = i < changelog.Length ? AddChangelogInsert(batch, changelog[i]) : -1;
+            if (i < touched.Length)
+                AddRecordWrites(batch, touched[i]);
+            // Failures before superseding them: a change later in the segment that placed the record supersedes them.
+            if (i == 0)
+                AddFailureWrites(batch, plan);
+            if (i < applied.Length)
+                AddSupersededFailures(batch, applied[i]);
+            if (batch.BatchCommands.Count == 0)
+                continue;
             await batch.ExecuteNonQueryAsync(cancellationToken);
+            if (insert >= 0)
+                written += batch.BatchCommands[insert].RecordsAffected;
         }
 
         return written;
-    }
-
-    private async Task<bool> AnyOpenFailureAsync(CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand($"SELECT EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL)", connection);
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <returns>Changelog rows written.</returns>
@@ -88,29 +85,35 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         foreach (var slice in changelog.Chunk(RowsPerStatement))
         {
             await using var batch = NewBatch();
-            LockChangelog(batch);
-            var insert = batch.BatchCommands.Count;
-            batch.BatchCommands.Add(Command(
-                $"""
-                INSERT INTO {ChangelogInto}
-                SELECT {SourceColumn(7)}bucket_id, table_name, record_id, operation, commit_lsn, change_idx
-                FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[]::pg_lsn[], $6::integer[])
-                     WITH ORDINALITY AS c(bucket_id, table_name, record_id, operation, commit_lsn, change_idx, ord)
-                ORDER BY ord
-                {OnConflict}
-                """,
-                WithSource(
-                    slice.Select(c => c.BucketId).ToArray(),
-                    slice.Select(c => c.Table).ToArray(),
-                    slice.Select(c => c.RecordId).ToArray(),
-                    slice.Select(c => (short)c.Operation).ToArray(),
-                    slice.Select(c => Lsn.Format(c.CommitLsn)).ToArray(),
-                    slice.Select(c => c.ChangeIndex).ToArray())));
+            var insert = AddChangelogInsert(batch, slice);
             await batch.ExecuteNonQueryAsync(cancellationToken);
             written += batch.BatchCommands[insert].RecordsAffected;
         }
 
         return written;
+    }
+
+    /// <returns>The index of the insert in the batch, to read the rows it wrote.</returns>
+    private int AddChangelogInsert(NpgsqlBatch batch, ChangelogEntry[] slice)
+    {
+        LockChangelog(batch);
+        batch.BatchCommands.Add(Command(
+            $"""
+            INSERT INTO {ChangelogInto}
+            SELECT {SourceColumn(7)}bucket_id, table_name, record_id, operation, commit_lsn, change_idx
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::text[]::pg_lsn[], $6::integer[])
+                 WITH ORDINALITY AS c(bucket_id, table_name, record_id, operation, commit_lsn, change_idx, ord)
+            ORDER BY ord
+            {OnConflict}
+            """,
+            WithSource(
+                slice.Select(c => c.BucketId).ToArray(),
+                slice.Select(c => c.Table).ToArray(),
+                slice.Select(c => c.RecordId).ToArray(),
+                slice.Select(c => (short)c.Operation).ToArray(),
+                Lsns(slice.Select(c => c.CommitLsn)),
+                slice.Select(c => c.ChangeIndex).ToArray())));
+        return batch.BatchCommands.Count - 1;
     }
 
     /// <summary>
@@ -183,10 +186,12 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         var command = new NpgsqlBatchCommand(sql);
         foreach (var value in values)
         {
-            // Npgsql infers every type here but pg_lsn, which must be named (arrays of it travel as text[]).
-            command.Parameters.Add(value is NpgsqlLogSequenceNumber
-                ? new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.PgLsn }
-                : new NpgsqlParameter { Value = value ?? DBNull.Value });
+            // Npgsql infers every type here but pg_lsn, which must be named (it cannot write arrays of it: see Lsns).
+            command.Parameters.Add(value switch
+            {
+                NpgsqlLogSequenceNumber => new NpgsqlParameter { Value = value, NpgsqlDbType = NpgsqlDbType.PgLsn },
+                _ => new NpgsqlParameter { Value = value ?? DBNull.Value },
+            });
         }
 
         return command;
@@ -239,6 +244,25 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         SELECT count(*) FROM logged
         """;
 
+    /// <summary>
+    /// LSNs for a <c>$n::text[]::pg_lsn[]</c> parameter: Npgsql writes no pg_lsn arrays. Rows of one
+    /// transaction share their commit LSN, so a run of equal LSNs shares one formatted string.
+    /// </summary>
+    public static string[] Lsns(IEnumerable<ulong> lsns)
+    {
+        var formatted = new List<string>();
+        ulong last = 0;
+        string? text = null;
+        foreach (var lsn in lsns)
+        {
+            if (text is null || lsn != last)
+                (last, text) = (lsn, Lsn.Format(lsn));
+            formatted.Add(text);
+        }
+
+        return [.. formatted];
+    }
+
     /// <summary>The records named by the parameters <c>$1</c> (tables) and <c>$2</c> (record ids), as <c>k</c>.</summary>
     public const string Keys = "unnest($1::text[], $2::text[]) AS k(table_name, record_id)";
 
@@ -262,10 +286,22 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
 
     private void AddRecordWrites(NpgsqlBatch batch, KeyValuePair<RecordKey, RecordState>[] touched)
     {
-        var keys = touched.Select(t => t.Key).ToArray();
-        batch.BatchCommands.Add(Command(
-            $"DELETE FROM {tables.BucketEdges} WHERE ctid = ANY (ARRAY (SELECT e.ctid FROM {RowsOfKeys(tables.BucketEdges, "e")}))",
-            keys.Select(k => k.Table).ToArray(), keys.Select(k => k.RecordId).ToArray()));
+        // Only the difference to what bucket_edges holds: a record new to the tables has nothing to
+        // delete, and a bucket it stays in is updated in place (a HOT update: no index entry is added).
+        var left = touched.SelectMany(t => t.Value.StoredBuckets
+                .Where(bucket => !t.Value.Edges.Any(e => e.BucketId == bucket))
+                .Select(bucket => (t.Key, Bucket: bucket)))
+            .ToArray();
+        if (left.Length > 0)
+        {
+            batch.BatchCommands.Add(Command(
+                $"""
+                DELETE FROM {tables.BucketEdges} WHERE ctid = ANY (ARRAY (
+                    SELECT e.ctid FROM unnest($1::text[], $2::text[], $3::text[]) AS k(table_name, record_id, bucket_id)
+                    CROSS JOIN LATERAL (SELECT ctid FROM {tables.BucketEdges} x WHERE x.table_name = k.table_name AND x.record_id = k.record_id AND x.bucket_id = k.bucket_id OFFSET 0) e))
+                """,
+                left.Select(l => l.Key.Table).ToArray(), left.Select(l => l.Key.RecordId).ToArray(), left.Select(l => l.Bucket).ToArray()));
+        }
 
         var edges = touched.SelectMany(t => t.Value.Edges.Select(edge => (t.Key, Edge: edge))).ToArray();
         if (edges.Length > 0)
@@ -274,13 +310,17 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 $"""
                 INSERT INTO {tables.BucketEdges} (table_name, record_id, bucket_id, checksum, lsn)
                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::text[]::pg_lsn[])
+                ON CONFLICT (table_name, record_id, bucket_id) DO UPDATE SET checksum = excluded.checksum, lsn = excluded.lsn, updated_at = now()
                 """,
                 edges.Select(e => e.Key.Table).ToArray(),
                 edges.Select(e => e.Key.RecordId).ToArray(),
                 edges.Select(e => e.Edge.BucketId).ToArray(),
                 edges.Select(e => e.Edge.Checksum).ToArray(),
-                edges.Select(e => Lsn.Format(e.Edge.Lsn)).ToArray()));
+                Lsns(edges.Select(e => e.Edge.Lsn))));
         }
+
+        foreach (var (_, record) in touched)
+            record.StoredBuckets = record.Edges.Select(e => e.BucketId).ToArray();
 
         var live = touched.Where(t => t.Value.Exists).ToArray();
         if (live.Length > 0)
@@ -294,7 +334,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 """,
                 live.Select(t => t.Key.Table).ToArray(),
                 live.Select(t => t.Key.RecordId).ToArray(),
-                live.Select(t => t.Value.Position!.Value.CommitLsn.ToString()).ToArray(),
+                Lsns(live.Select(t => t.Value.Position!.Value.CommitLsn.Value)),
                 live.Select(t => t.Value.Position!.Value.ChangeIndex).ToArray(),
                 live.Select(t => t.Value.Removed).ToArray(),
                 live.Select(t => t.Value.Checksum).ToArray(),
@@ -326,7 +366,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 fresh.Select(f => f.Table).ToArray(),
                 fresh.Select(f => f.RecordId).ToArray(),
                 fresh.Select(f => (short)f.Operation).ToArray(),
-                fresh.Select(f => Lsn.Format(f.CommitLsn)).ToArray(),
+                Lsns(fresh.Select(f => f.CommitLsn)),
                 fresh.Select(f => f.ChangeIndex).ToArray(),
                 fresh.Select(f => f.Error).ToArray(),
                 fresh.Select(f => JsonSerializer.Serialize(f.Change)).ToArray()));
@@ -357,6 +397,6 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             """,
             applied.Select(a => a.Key.Table).ToArray(),
             applied.Select(a => a.Key.RecordId).ToArray(),
-            applied.Select(a => a.Value.CommitLsn.ToString()).ToArray(),
+            Lsns(applied.Select(a => a.Value.CommitLsn.Value)),
             applied.Select(a => a.Value.ChangeIndex).ToArray()));
 }

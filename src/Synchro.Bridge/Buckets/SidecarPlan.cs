@@ -59,6 +59,9 @@ public sealed class RecordState
     public bool HasChildren { get; set; }
 
     public IReadOnlyList<BucketEdge> Edges { get; set; } = [];
+
+    /// <summary>The buckets bucket_edges holds for the record now: writing the record changes only the difference.</summary>
+    public IReadOnlyList<string> StoredBuckets { get; set; } = [];
 }
 
 /// <summary>Work the planner cannot do row by row: it is done in SQL at its place in the stream, whatever the number of records.</summary>
