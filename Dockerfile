@@ -19,11 +19,14 @@ COPY src/ src/
 RUN dotnet publish src/Synchro.Bridge/Synchro.Bridge.csproj -c Release -o /app --no-restore -p:UseAppHost=false
 
 # ---- runtime -----------------------------------------------------------------
-# The bridge is a Generic Host console app, so the plain .NET runtime is enough
-# (no ASP.NET Core shared framework, smaller image, smaller attack surface).
-FROM mcr.microsoft.com/dotnet/runtime:10.0 AS runtime
+# ASP.NET Core's runtime: the bridge serves /health/live, /health/ready and /metrics with Kestrel.
+FROM mcr.microsoft.com/dotnet/aspnet:10.0 AS runtime
 WORKDIR /app
 COPY --from=build /app ./
+
+# Health and Prometheus metrics on every interface of the container (the default is loopback only).
+ENV Synchro__Http__Urls=http://0.0.0.0:9464
+EXPOSE 9464
 
 # Run as the non-root user the .NET images provide (APP_UID is set by the base image).
 USER $APP_UID

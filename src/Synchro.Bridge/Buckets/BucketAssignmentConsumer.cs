@@ -5,6 +5,7 @@ using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Changes;
 using Synchro.Bridge.Sidecar;
+using Synchro.Bridge.Telemetry;
 
 namespace Synchro.Bridge.Buckets;
 
@@ -24,6 +25,7 @@ public sealed class BucketAssignmentConsumer(
     IApplyHolds holds,
     ApplyStatus status,
     TimeProvider time,
+    BridgeMetrics metrics,
     ILogger<BucketAssignmentConsumer> logger) : IConsumer<ChangeBatch>
 {
     private static readonly TimeSpan MaxTransientDelay = TimeSpan.FromSeconds(5);
@@ -56,6 +58,7 @@ public sealed class BucketAssignmentConsumer(
         {
             try
             {
+                var started = time.GetTimestamp();
                 var outcome = await store.ApplyAsync(batch, rules.Set, cancellationToken);
                 if (hold is not null)
                     await ResumedAsync(tables, hold, cancellationToken);
@@ -76,6 +79,7 @@ public sealed class BucketAssignmentConsumer(
                 foreach (var failure in outcome.Failures)
                     BucketsLog.RuleFailed(logger, failure.Table, failure.RecordId, failure.Error);
                 BucketsLog.Applied(logger, batch.BatchSequence, batch.PartIndex, tables, outcome.Changes, outcome.ChangelogRows, outcome.Skipped);
+                metrics.Applied(outcome.Changes - outcome.Skipped, outcome.ChangelogRows, outcome.Failures.Count, time.GetElapsedTime(started));
 
                 await context.Publish(new ChangeSetApplied(batch.Source, batch.RunId, batch.BatchSequence, batch.PartIndex), cancellationToken);
                 return;
@@ -86,6 +90,7 @@ public sealed class BucketAssignmentConsumer(
                 var firstLsn = batch.Sets.SelectMany(s => s.Changes).Select(c => c.CommitLsn).DefaultIfEmpty().Min();
                 hold = new ApplyHold(tables, batch.BatchSequence, batch.PartIndex, firstLsn, Describe(e), attempt, hold?.Since ?? time.GetUtcNow());
                 status.Failing(new ApplyStall(hold, transient));
+                metrics.ApplyRetried(transient);
                 var delay = Backoff(attempt, transient ? MaxTransientDelay : MaxHeldDelay);
                 if (transient)
                 {

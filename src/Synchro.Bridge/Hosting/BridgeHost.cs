@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -5,14 +6,18 @@ using Microsoft.Extensions.Logging;
 
 namespace Synchro.Bridge.Hosting;
 
-/// <summary>Builds the Generic Host the commands run, from appsettings.json, an optional file, environment and overrides.</summary>
+/// <summary>
+/// Builds the host the commands run, from appsettings.json, an optional file, environment and
+/// overrides: a web host, whose server only listens when the bridge runs (<c>Synchro:Http:Urls</c>).
+/// </summary>
 public static class BridgeHost
 {
     public static IHost Build(string? configFile = null, IEnumerable<KeyValuePair<string, string?>>? overrides = null, LogLevel minimumLevel = LogLevel.Information)
     {
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
             ContentRootPath = AppContext.BaseDirectory,
+            Args = [],
         });
         if (configFile is not null)
             builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
@@ -32,8 +37,13 @@ public static class BridgeHost
         builder.Logging.AddFilter("MassTransit", LogLevel.Warning);
         // Polly reports every attempt at Information; retries that matter surface through our own logs and health.
         builder.Logging.AddFilter("Polly", LogLevel.Warning);
+        // Kestrel and request logs would drown the bridge's own; a port already taken still fails the start.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddSynchroBridge(builder.Configuration);
-        return builder.Build();
+        OperatorEndpoints.ConfigureServer(builder, builder.Configuration.GetSection(SynchroOptions.SectionName).Get<SynchroOptions>() ?? new SynchroOptions());
+        var app = builder.Build();
+        app.MapOperatorEndpoints();
+        return app;
     }
 }

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 
 namespace Synchro.Bridge.Hosting;
 
-/// <summary>The <c>synchro-bridge</c> command line: run, check, health, failures, snapshot, backfill, rebuild, demo.</summary>
+/// <summary>The <c>synchro-bridge</c> command line: run, check, health, status, failures, snapshot, backfill, rebuild, demo.</summary>
 public static class CommandLine
 {
     private const int Failed = 1;
@@ -25,7 +25,7 @@ public static class CommandLine
         var check = new Command("check", "Run the start-up checks (configuration, PostgreSQL, RabbitMQ, publication, slot) and exit.") { configOption };
         check.SetAction((parse, ct) => CheckAsync(parse.GetValue(configOption), ct));
 
-        var health = new Command("health", "Exit 0 when the running bridge reports itself healthy (reads Synchro:Health:File); for container health checks.") { configOption };
+        var health = new Command("health", "Exit 0 when the running bridge is ready (asks its /health/ready at Synchro:Http:Urls, or reads Synchro:Health:File when set); for container health checks.") { configOption };
         health.SetAction((parse, ct) => HealthAsync(parse.GetValue(configOption), ct));
 
         var root = new RootCommand("Synchro Bridge: PostgreSQL logical replication → typed change sets on MassTransit/RabbitMQ → sync buckets.")
@@ -33,6 +33,7 @@ public static class CommandLine
             run,
             check,
             health,
+            StatusCommand.Build(configOption),
             FailuresCommand.Build(configOption),
             DemoCommand.Build(),
         };
@@ -98,9 +99,21 @@ public static class CommandLine
     private static async Task<int> HealthAsync(FileInfo? config, CancellationToken cancellationToken)
     {
         using var host = BridgeHost.Build(config?.FullName);
-        var path = host.Services.GetRequiredService<IOptions<SynchroOptions>>().Value.Health.File;
+        SynchroOptions settings;
+        try
+        {
+            settings = host.Services.GetRequiredService<IOptions<SynchroOptions>>().Value;
+        }
+        catch (OptionsValidationException e)
+        {
+            await Console.Error.WriteLineAsync(Describe(e));
+            return Misconfigured;
+        }
+
         // Three missed writes mean the bridge is hung, not merely busy.
-        var (healthy, detail) = await HealthFile.CheckAsync(path, HealthFileWriter.Interval * 3, TimeProvider.System.GetUtcNow(), cancellationToken);
+        var (healthy, detail) = string.IsNullOrWhiteSpace(settings.Health.File) && !string.IsNullOrWhiteSpace(settings.Http.Urls)
+            ? await OperatorEndpoints.CheckReadyAsync(settings.Http.Urls, cancellationToken)
+            : await HealthFile.CheckAsync(settings.Health.File, HealthFileWriter.Interval * 3, TimeProvider.System.GetUtcNow(), cancellationToken);
         await (healthy ? Console.Out : Console.Error).WriteLineAsync("synchro-bridge: " + (healthy ? "healthy" : "unhealthy") + ": " + detail);
         return healthy ? 0 : Failed;
     }

@@ -77,6 +77,7 @@ public static class ServiceCollectionExtensions
             services.AddReceiveEndpointObserver<ConfirmationEndpointObserver>();
         }
         services.AddSingleton<BridgeHealth>();
+        services.AddOperatorEndpoints(settings);
         if (!string.IsNullOrWhiteSpace(settings.Health.File))
             services.AddHostedService<HealthFileWriter>();
         return services;

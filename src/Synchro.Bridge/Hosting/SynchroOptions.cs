@@ -27,6 +27,10 @@ public sealed class SynchroOptions
 
     public HealthOptions Health { get; set; } = new();
 
+    public HttpOptions Http { get; set; } = new();
+
+    public TelemetryOptions Telemetry { get; set; } = new();
+
     public BucketOptions Buckets { get; set; } = new();
 
     public SnapshotOptions Snapshot { get; set; } = new();
@@ -65,6 +69,12 @@ public sealed class RabbitMqOptions
 
     /// <summary>How long start-up waits for the broker before it gives up with an error.</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// RabbitMQ's management API, which <c>synchro-bridge status</c> reads for queue depths and consumers,
+    /// for example <c>http://user:password@rabbitmq:15672/</c>. Empty: the AMQP URI's host and user on port 15672.
+    /// </summary>
+    public string ManagementUri { get; set; } = "";
 }
 
 public sealed class ReplicationOptions
@@ -213,4 +223,26 @@ public sealed class HealthOptions
 
     /// <summary>Health is red when batches are in flight but the acknowledged LSN has not moved for this long (a poison message, a stopped consumer), or replication has been retrying without progress for this long.</summary>
     public TimeSpan AckStallThreshold { get; set; } = TimeSpan.FromMinutes(2);
+}
+
+public sealed class HttpOptions
+{
+    /// <summary>
+    /// Where <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c> (Prometheus text) are served,
+    /// for example <c>http://0.0.0.0:9464</c> in a container; several separated by <c>;</c>. Empty: no HTTP.
+    /// </summary>
+    public string Urls { get; set; } = "http://localhost:9464";
+}
+
+public sealed class TelemetryOptions
+{
+    /// <summary>
+    /// An OpenTelemetry collector (OTLP over gRPC, for example <c>http://otel-collector:4317</c>) that
+    /// receives the bridge's metrics and traces. Empty: metrics are only scraped from <c>/metrics</c>,
+    /// and no traces are recorded.
+    /// </summary>
+    public string OtlpEndpoint { get; set; } = "";
+
+    /// <summary>The <c>service.name</c> the bridge reports to OpenTelemetry.</summary>
+    public string ServiceName { get; set; } = "synchro-bridge";
 }

@@ -17,6 +17,16 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
             errors.Add("Synchro:Postgres:ConnectionString is missing: set it to the source database, e.g. Host=localhost;Username=synchro;Password=...;Database=app.");
         if (!string.IsNullOrWhiteSpace(options.RabbitMq.Uri) && !(Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri) && uri.Scheme is "amqp" or "amqps"))
             errors.Add($"Synchro:RabbitMq:Uri '{options.RabbitMq.Uri}' is not an AMQP URI: write amqp://user:password@host:5672/vhost, or leave it empty for the in-memory bus.");
+        if (!string.IsNullOrWhiteSpace(options.RabbitMq.ManagementUri) && !(Uri.TryCreate(options.RabbitMq.ManagementUri, UriKind.Absolute, out var management) && management.Scheme is "http" or "https"))
+            errors.Add($"Synchro:RabbitMq:ManagementUri '{options.RabbitMq.ManagementUri}' is not an HTTP URI: write http://user:password@host:15672/, or leave it empty to derive it from the AMQP URI.");
+        foreach (var url in options.Http.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Uri.TryCreate(url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var http) || http.Scheme is not ("http" or "https"))
+                errors.Add($"Synchro:Http:Urls has '{url}', which is not an address to listen on: write http://0.0.0.0:9464 (several separated by ';'), or leave it empty to serve no HTTP.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(options.Telemetry.OtlpEndpoint) && !(Uri.TryCreate(options.Telemetry.OtlpEndpoint, UriKind.Absolute, out var otlp) && otlp.Scheme is "http" or "https"))
+            errors.Add($"Synchro:Telemetry:OtlpEndpoint '{options.Telemetry.OtlpEndpoint}' is not an HTTP URI: write the collector's OTLP/gRPC address, e.g. http://otel-collector:4317, or leave it empty.");
         if (!TableName.IsPlainIdentifier(options.Replication.SlotName))
             errors.Add($"Synchro:Replication:SlotName '{options.Replication.SlotName}' is not a valid slot name: use lower-case letters, digits and '_'.");
         if (!TableName.IsPlainIdentifier(options.Replication.PublicationName))

@@ -13,6 +13,9 @@ internal sealed class PositionReporter(IPositionStore store, Func<ulong, Cancell
 {
     private ulong _reported;
 
+    /// <summary>The LSN last acknowledged to PostgreSQL in this run (0 before the first).</summary>
+    public ulong Reported => Interlocked.Read(ref _reported);
+
     public async Task RunAsync(AckTracker tracker, SlotReader reader, CancellationToken cancellationToken)
     {
         (long MessagesSeen, ulong Lsn)? idleCandidate = null;
@@ -65,7 +68,7 @@ internal sealed class PositionReporter(IPositionStore store, Func<ulong, Cancell
         await beforeAcknowledging(lsn, cancellationToken);
         await store.SaveAsync(slotName, lsn, cancellationToken);
         await reader.ReportFlushedAsync(lsn, cancellationToken);
-        _reported = lsn;
+        Interlocked.Exchange(ref _reported, lsn);
         activeRun.Progressed();
         PositionLog.Acknowledged(logger, slotName, new Contracts.Lsn(lsn));
     }

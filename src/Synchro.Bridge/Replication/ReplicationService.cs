@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -11,6 +12,7 @@ using Synchro.Bridge.Replication.Snapshots;
 using Synchro.Bridge.Publishing;
 using Synchro.Bridge.Sources;
 using Synchro.Bridge.Sidecar;
+using Synchro.Bridge.Telemetry;
 
 namespace Synchro.Bridge.Replication;
 
@@ -36,6 +38,7 @@ internal sealed class ReplicationService(
     BridgeFailure failure,
     TimeProvider time,
     IHostApplicationLifetime lifetime,
+    BridgeMetrics metrics,
     ILogger<ReplicationService> logger) : BackgroundService
 {
     private static readonly TimeSpan StandbyPoll = TimeSpan.FromSeconds(1);
@@ -157,6 +160,7 @@ internal sealed class ReplicationService(
         var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
         var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
         var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
+        metrics.Observe(new RunReadings(() => reader.ServerWalEnd, () => reporter.Reported, () => tracker.InFlight, () => tracker.StalledFor));
         var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);
         var snapshots = new SnapshotRunner(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
         var watermarks = new WatermarkChunks(source.Name, runId);
@@ -227,6 +231,7 @@ internal sealed class ReplicationService(
         {
             activeRun.Tracker = null;
             activeRun.SnapshotProgress = null;
+            metrics.Observe(null);
             await CloseAsync(reader);
         }
 
@@ -411,6 +416,11 @@ internal sealed class ReplicationService(
             };
         }
 
+        metrics.Read(batch.ChangeCount);
+        var publishing = Stopwatch.StartNew();
+        using var activity = BridgeMetrics.Activities.StartActivity("publish batch", ActivityKind.Producer);
+        activity?.SetTag("synchro.batch", batch.Sequence);
+        activity?.SetTag("synchro.changes", batch.ChangeCount);
         // Messages first: a batch without change sets is acknowledged as soon as it is registered.
         await publisher.PublishMessagesAsync(batch, cancellationToken);
         // The bucket consumer confirms each part of the batch; one more part is ours: the subscribers'
@@ -422,6 +432,7 @@ internal sealed class ReplicationService(
         await tracker.RegisterAsync(batch.Sequence, published + 1, batch.AckLsn, cancellationToken, batch.Bytes);
         await publisher.PublishAsync(batch, cancellationToken);
         tracker.ConfirmPublished(batch.Sequence, published);
+        metrics.Published(batch.ChangeCount, publishing.Elapsed);
         if (batch.Barrier)
             await tracker.WhenConfirmedAsync(batch.Sequence, cancellationToken); // and nothing after it overtakes it
         if (batch.Progress.Count > 0)

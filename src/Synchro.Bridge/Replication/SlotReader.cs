@@ -26,6 +26,11 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
 
     public bool InTransaction => Volatile.Read(ref _inTransaction) == 1;
 
+    private ulong _serverWalEnd;
+
+    /// <summary>The server's end of WAL as the stream last reported it (data messages carry it; keepalives move <see cref="LastReceivedLsn"/>).</summary>
+    public ulong ServerWalEnd => Math.Max(Interlocked.Read(ref _serverWalEnd), LastReceivedLsn);
+
     /// <summary>What the server last told us (a data message or a keepalive).</summary>
     public ulong LastReceivedLsn => _connection is { } connection ? (ulong)connection.LastReceivedLsn : 0;
 
@@ -45,6 +50,7 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
             await foreach (var message in connection.StartReplication(new PgOutputReplicationSlot(slotName), options, cancellationToken))
             {
                 Interlocked.Increment(ref _messagesSeen);
+                Interlocked.Exchange(ref _serverWalEnd, (ulong)message.WalEnd);
                 var decoded = await _decoder.DecodeAsync(message, cancellationToken);
                 if (decoded is TransactionBegun)
                     Volatile.Write(ref _inTransaction, 1);

@@ -67,6 +67,8 @@ internal sealed class RuleHarness : IAsyncDisposable
             .AddSingleton<IApplyHolds, InMemoryApplyHolds>()
             .AddSingleton<ApplyStatus>()
             .AddSingleton(TimeProvider.System)
+            .AddMetrics()
+            .AddSingleton<Synchro.Bridge.Telemetry.BridgeMetrics>()
             .AddMassTransitTestHarness(bus => bus.AddConsumer<BucketAssignmentConsumer>())
             .BuildServiceProvider(validateScopes: true);
         var harness = new RuleHarness(env, services, rules);

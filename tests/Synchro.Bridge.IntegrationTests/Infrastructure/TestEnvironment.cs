@@ -81,6 +81,8 @@ internal sealed class TestEnvironment : IAsyncDisposable
             // The stream starts when the bridge has started, so a test's first write is an insert on
             // the bus; tests of existing rows ask for Initial (the default) with WithSnapshot.
             ["Synchro:Snapshot:Mode"] = "StreamOnly",
+            // Tests run bridges side by side: each serves its health and metrics on a port of its own.
+            ["Synchro:Http:Urls"] = "http://127.0.0.1:0",
         };
         for (var i = 0; i < tables.Length; i++)
         {

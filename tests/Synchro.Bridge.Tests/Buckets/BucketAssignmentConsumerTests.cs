@@ -47,6 +47,8 @@ public sealed class BucketAssignmentConsumerTests : IAsyncLifetime
             .AddSingleton<IApplyHolds>(_holds)
             .AddSingleton(_status)
             .AddSingleton(TimeProvider.System)
+            .AddMetrics()
+            .AddSingleton<Synchro.Bridge.Telemetry.BridgeMetrics>()
             .AddMassTransitTestHarness(bus => bus.AddConsumer<BucketAssignmentConsumer>())
             .Configure<MassTransitHostOptions>(o => o.ConsumerStopTimeout = TimeSpan.FromMilliseconds(200))
             .BuildServiceProvider(validateScopes: true);
