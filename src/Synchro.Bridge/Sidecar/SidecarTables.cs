@@ -74,7 +74,9 @@ public sealed class SidecarTables
 
     private string MigrationSql() =>
         $"""
-        CREATE SCHEMA IF NOT EXISTS {Schema};
+        -- Only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+        -- exists, which a least-privilege role given a schema of its own does not have.
+        {Conditional($"to_regnamespace('{Schema}') IS NULL", $"CREATE SCHEMA {Schema};")}
 
         CREATE TABLE IF NOT EXISTS {Changelog} (
             seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
