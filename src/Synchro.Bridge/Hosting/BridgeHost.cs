@@ -41,7 +41,9 @@ public static class BridgeHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 
         builder.Services.AddSynchroBridge(builder.Configuration);
-        OperatorEndpoints.ConfigureServer(builder, builder.Configuration.GetSection(SynchroOptions.SectionName).Get<SynchroOptions>() ?? new SynchroOptions());
+        // Only the one key: binding the whole section here would throw on a mistyped value before the
+        // validator can report it.
+        OperatorEndpoints.ConfigureServer(builder, builder.Configuration[$"{SynchroOptions.SectionName}:Http:Urls"] ?? new HttpOptions().Urls);
         var app = builder.Build();
         app.MapOperatorEndpoints();
         return app;

@@ -64,12 +64,13 @@ internal static class OperatorEndpoints
     }
 
     /// <summary>Serves the endpoints on <c>Synchro:Http:Urls</c>, or replaces the web server with none when it is empty.</summary>
-    public static void ConfigureServer(WebApplicationBuilder builder, SynchroOptions settings)
+    public static void ConfigureServer(WebApplicationBuilder builder, string urls)
     {
-        if (string.IsNullOrWhiteSpace(settings.Http.Urls))
+        ArgumentNullException.ThrowIfNull(builder);
+        if (string.IsNullOrWhiteSpace(urls))
             builder.Services.AddSingleton<IServer, NoServer>();
         else
-            builder.WebHost.UseUrls(settings.Http.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            builder.WebHost.UseUrls(urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
     }
 
     public static void MapOperatorEndpoints(this WebApplication app)

@@ -26,11 +26,18 @@ public static class ServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var section = configuration.GetSection(SynchroOptions.SectionName);
+        // Unknown keys and values of the wrong type are found on the raw section: binding would ignore
+        // the first and throw on the second. The validator reports them with everything else at start.
+        var shapeProblems = ConfigurationShape.Problems(section);
         // Roles and transport shape the registrations, so they are read now; everything else is validated at start.
-        var settings = section.Get<SynchroOptions>() ?? new SynchroOptions();
+        var settings = shapeProblems.Count == 0 ? section.Get<SynchroOptions>() ?? new SynchroOptions() : new SynchroOptions();
 
-        services.AddOptions<SynchroOptions>().Bind(section).ValidateOnStart();
-        services.AddSingleton<IValidateOptions<SynchroOptions>, SynchroOptionsValidator>();
+        services.AddOptions<SynchroOptions>().Configure(options =>
+        {
+            if (shapeProblems.Count == 0)
+                section.Bind(options);
+        }).ValidateOnStart();
+        services.AddSingleton<IValidateOptions<SynchroOptions>>(new SynchroOptionsValidator(shapeProblems));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BridgeFailure>();
         services.AddSingleton(sp => NpgsqlDataSource.Create(Options(sp).Postgres.ConnectionString));

@@ -28,6 +28,9 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             await setup.IdentifyAsync(connection, source, cancellationToken);
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
                 await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
+            // Before anything is created: a bridge that cannot reach its broker writes nothing.
+            if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
+                await BrokerProbe.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, cancellationToken);
             await MigrateAsync(connection.UserName, cancellationToken);
             // The slot reader needs them too: a snapshot reads parents' tables before their children's.
             rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
@@ -35,15 +38,10 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
                 await setup.PrepareReplicationAsync(connection, source.Name, rules.Loaded, cancellationToken);
         }
 
-        if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
+        if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri) && settings.Roles.HasFlag(BridgeRoles.Buckets))
         {
-            var broker = new Uri(settings.RabbitMq.Uri);
-            await BrokerProbe.CheckAsync(broker, settings.RabbitMq.ConnectTimeout, cancellationToken);
-            if (settings.Roles.HasFlag(BridgeRoles.Buckets))
-            {
-                var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => Contracts.WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
-                await BrokerProbe.RemoveBindingsAsync(broker, settings.RabbitMq.ConnectTimeout, BucketEndpoints.QueueName(source.Name), BridgeWireNames.LegacyChangeSetExchange, legacyKeys, cancellationToken);
-            }
+            var legacyKeys = settings.Tables.Select(t => TableName.Parse(t.Name)).Select(t => Contracts.WireNames.RoutingKey(source.Name, t.Schema, t.Name)).Append("#");
+            await BrokerProbe.RemoveBindingsAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, BucketEndpoints.QueueName(source.Name), BridgeWireNames.LegacyChangeSetExchange, legacyKeys, cancellationToken);
         }
     }
 

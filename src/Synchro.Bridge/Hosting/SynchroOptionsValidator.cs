@@ -4,11 +4,15 @@ using Synchro.Bridge.Replication;
 namespace Synchro.Bridge.Hosting;
 
 /// <summary>Validates the configuration at start-up with messages a person can act on.</summary>
-internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
+/// <param name="shapeProblems">Unknown keys and mistyped values of the raw section (<see cref="ConfigurationShape"/>): the options were not bound.</param>
+internal sealed class SynchroOptionsValidator(IReadOnlyList<string>? shapeProblems = null) : IValidateOptions<SynchroOptions>
 {
     public ValidateOptionsResult Validate(string? name, SynchroOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        // Nothing was bound: the rest of the checks would only repeat what is missing because of it.
+        if (shapeProblems is { Count: > 0 })
+            return ValidateOptionsResult.Fail(shapeProblems);
         var errors = new List<string>();
 
         if (options.Roles == BridgeRoles.None)
@@ -16,9 +20,9 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
         if (string.IsNullOrWhiteSpace(options.Postgres.ConnectionString))
             errors.Add("Synchro:Postgres:ConnectionString is missing: set it to the source database, e.g. Host=localhost;Username=synchro;Password=...;Database=app.");
         if (!string.IsNullOrWhiteSpace(options.RabbitMq.Uri) && !(Uri.TryCreate(options.RabbitMq.Uri, UriKind.Absolute, out var uri) && uri.Scheme is "amqp" or "amqps"))
-            errors.Add($"Synchro:RabbitMq:Uri '{options.RabbitMq.Uri}' is not an AMQP URI: write amqp://user:password@host:5672/vhost, or leave it empty for the in-memory bus.");
+            errors.Add($"Synchro:RabbitMq:Uri '{Redacted(options.RabbitMq.Uri)}' is not an AMQP URI: write amqp://user:password@host:5672/vhost, or leave it empty for the in-memory bus.");
         if (!string.IsNullOrWhiteSpace(options.RabbitMq.ManagementUri) && !(Uri.TryCreate(options.RabbitMq.ManagementUri, UriKind.Absolute, out var management) && management.Scheme is "http" or "https"))
-            errors.Add($"Synchro:RabbitMq:ManagementUri '{options.RabbitMq.ManagementUri}' is not an HTTP URI: write http://user:password@host:15672/, or leave it empty to derive it from the AMQP URI.");
+            errors.Add($"Synchro:RabbitMq:ManagementUri '{Redacted(options.RabbitMq.ManagementUri)}' is not an HTTP URI: write http://user:password@host:15672/, or leave it empty to derive it from the AMQP URI.");
         foreach (var url in options.Http.Urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (!Uri.TryCreate(url.Replace("://+", "://0.0.0.0", StringComparison.Ordinal).Replace("://*", "://0.0.0.0", StringComparison.Ordinal), UriKind.Absolute, out var http) || http.Scheme is not ("http" or "https"))
@@ -155,6 +159,10 @@ internal sealed class SynchroOptionsValidator : IValidateOptions<SynchroOptions>
             ValidateRule(i, table, errors);
         }
     }
+
+    /// <summary>An address as it may be echoed in an error: a password in it is replaced by ***, even when the rest does not parse.</summary>
+    private static string Redacted(string address) =>
+        System.Text.RegularExpressions.Regex.Replace(address, "://([^:/@]*):[^@/]*@", "://$1:***@");
 }
 
 internal static class ApplyLimits

@@ -22,11 +22,22 @@ internal static class BrokerProbe
         try
         {
             await using var connection = await factory.CreateConnectionAsync(deadline.Token);
+            // The broker refuses a virtual host (or a user's access to it) by closing the connection
+            // it just opened: only the first channel tells.
+            await using (await connection.CreateChannelAsync(cancellationToken: deadline.Token))
+            {
+            }
+
             await connection.CloseAsync(deadline.Token);
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            var reason = e is OperationCanceledException ? $"no answer within {timeout.TotalSeconds:0} s" : Innermost(e).Message;
+            var reason = e switch
+            {
+                OperationCanceledException => $"no answer within {timeout.TotalSeconds:0} s",
+                RabbitMQ.Client.Exceptions.OperationInterruptedException { ShutdownReason: { } closed } => $"the broker closed the connection: {closed.ReplyText}",
+                _ => Innermost(e).Message,
+            };
             throw new StartupCheckException(
                 $"Cannot reach RabbitMQ at {Redacted(uri)} ({reason}). Start RabbitMQ, or fix Synchro:RabbitMq:Uri (host, port, user, password, virtual host).", e);
         }

@@ -40,7 +40,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 SELECT c.relkind,
                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
                        c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index,
-                       c.relreplident::text
+                       c.relreplident::text,
+                       has_table_privilege(c.oid, 'SELECT')
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2
                 """, connection);
@@ -59,6 +60,9 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             // FULL sends whole old rows, but the record id still comes from the primary key.
             if (!reader.GetBoolean(1) && !(identity == "i" && reader.GetBoolean(2)))
                 throw new TableWithoutKeyException(table.ToString());
+            // Snapshots, backfills and unchanged TOAST values read the table itself.
+            if (!reader.GetBoolean(4))
+                throw new StartupCheckException($"Role '{connection.UserName}' may not read {table}. Run GRANT SELECT ON {table} TO {connection.UserName}.");
         }
     }
 
@@ -94,7 +98,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     {
         // Requested before the table joins the publication: a crash in between leaves the table out of
         // the publication, so the next start finds it added again (and joins the open request).
-        var backfill = options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null && await SlotExistsAsync(connection, cancellationToken);
+        var slotStart = await ExistingSlotAsync(connection, cancellationToken);
+        var backfill = options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null && slotStart is not null;
         try
         {
             await AlignPublicationAsync(connection, async added =>
@@ -109,14 +114,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables, or connect as the owner.", e);
         }
 
-        await EnsureSlotAsync(connection, cancellationToken);
-    }
-
-    private async Task<bool> SlotExistsAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)", connection);
-        command.Parameters.Add(new NpgsqlParameter { Value = options.Replication.SlotName });
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+        await EnsureSlotAsync(connection, slotStart, cancellationToken);
     }
 
     /// <param name="addingToExisting">Called with the tables about to be added to an existing publication, before they are.</param>
@@ -155,28 +153,33 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     }
 
     /// <summary>
+    /// The slot's confirmed position when it exists (null when not); a slot of that name that is not
+    /// a pgoutput slot of this database is refused before anything is created.
+    /// </summary>
+    private async Task<ulong?> ExistingSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var slot = options.Replication.SlotName;
+        await using var lookup = new NpgsqlCommand("SELECT plugin, database, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", connection);
+        lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
+        await using var reader = await lookup.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+            return null;
+        var plugin = reader.IsDBNull(0) ? "(physical)" : reader.GetString(0);
+        var database = reader.IsDBNull(1) ? "" : reader.GetString(1);
+        if (plugin != OutputPlugin || database != connection.Database)
+            throw new StartupCheckException(
+                $"Replication slot '{slot}' exists but is a {plugin} slot of database '{database}'; the bridge needs a pgoutput slot of '{connection.Database}'. Choose another Synchro:Replication:SlotName or drop that slot.");
+        return reader.IsDBNull(2) ? 0 : Lsn.Parse(reader.GetString(2));
+    }
+
+    /// <summary>
     /// Makes sure the slot exists and still holds every change after the position the sidecar tables
     /// were brought to (sync_wal_position). A slot that is missing, or was recreated past that
     /// position, lost changes: start is refused unless the operator accepts the gap.
     /// </summary>
-    private async Task EnsureSlotAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    private async Task EnsureSlotAsync(NpgsqlConnection connection, ulong? slotStart, CancellationToken cancellationToken)
     {
         var slot = options.Replication.SlotName;
-        ulong? slotStart = null;
-        await using var lookup = new NpgsqlCommand("SELECT plugin, database, confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1", connection);
-        lookup.Parameters.Add(new NpgsqlParameter { Value = slot });
-        await using (var reader = await lookup.ExecuteReaderAsync(cancellationToken))
-        {
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                var plugin = reader.IsDBNull(0) ? "(physical)" : reader.GetString(0);
-                var database = reader.IsDBNull(1) ? "" : reader.GetString(1);
-                if (plugin != OutputPlugin || database != connection.Database)
-                    throw new StartupCheckException(
-                        $"Replication slot '{slot}' exists but is a {plugin} slot of database '{database}'; the bridge needs a pgoutput slot of '{connection.Database}'. Choose another Synchro:Replication:SlotName or drop that slot.");
-                slotStart = reader.IsDBNull(2) ? 0 : Lsn.Parse(reader.GetString(2));
-            }
-        }
 
         // Read after the slot: the position store is written before the slot is told, so a running
         // instance can only make the stored position larger than the slot's, never smaller.

@@ -118,7 +118,7 @@ public sealed class StartupErrorTests
     {
         await using var env = await TestEnvironment.CreateAsync();
         var role = env.Name + "_app";
-        await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'; CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN PASSWORD 'app'; CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint); GRANT SELECT ON todos TO {role}");
         try
         {
             var settings = env.BridgeSettings(("todos", "user_id"));
@@ -132,7 +132,7 @@ public sealed class StartupErrorTests
         finally
         {
             NpgsqlConnection.ClearAllPools();
-            await env.ExecuteAsync($"DROP ROLE IF EXISTS {role}");
+            await env.ExecuteAsync($"DROP OWNED BY {role}; DROP ROLE IF EXISTS {role}");
         }
     }
 
