@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI, plus a
+# Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI, installed with
+# apt when missing (Debian's postgresql-15 and rabbitmq-server; as root or with sudo -n), plus a
 # second, small PostgreSQL 15 cluster with wal_level=replica so that tests can check the
 # bridge refuses to start against a server without logical decoding.
 #
@@ -388,7 +389,7 @@ trap restore_policy_rc EXIT
 
 # pids of processes owned by the users the Debian package runs its services as.
 service_pids() {
-    ps -eo pid=,user= 2>/dev/null | awk '$2 == "rabbitmq" || $2 == "epmd" { print $1 }' | sort
+    ps -eo pid=,user= 2>/dev/null | awk '$2 == "rabbitmq" || $2 == "epmd" || $2 == "postgres" { print $1 }' | sort
 }
 
 # Sets SUDO so that "${SUDO[@]}" runs a command as root (we are root, or sudo needs no password),
@@ -434,11 +435,13 @@ cmd_ensure_packages() {
     [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 }
 
-ensure_rabbitmq_installed() {
-    [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
-    need_root_to_install rabbitmq-server
+# Installs Debian packages of servers we run privately: policy-rc.d denies their services any start
+# during the install, and a process the install started anyway (under the package's service user)
+# is stopped.
+apt_install_without_services() {
+    need_root_to_install "$@"
 
-    if [ -x "$POLICY_RC" ] && { "$POLICY_RC" rabbitmq-server start >/dev/null 2>&1; [ $? = 101 ]; }; then
+    if [ -x "$POLICY_RC" ] && { "$POLICY_RC" "$1" start >/dev/null 2>&1; [ $? = 101 ]; }; then
         :   # already denies service starts
     else
         if [ -e "$POLICY_RC" ]; then
@@ -453,18 +456,34 @@ ensure_rabbitmq_installed() {
 
     local before after
     before=$(service_pids)
-    apt_install rabbitmq-server   # on failure, the EXIT trap restores policy-rc.d
+    apt_install "$@"   # on failure, the EXIT trap restores policy-rc.d
     restore_policy_rc
 
-    # Belt and braces: if the package started its service anyway, stop exactly the
-    # processes that appeared under its service users during the install.
     after=$(service_pids)
     local p
     for p in $(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after")); do
         log "stopping process $p started by the package install ($(ps -o user=,comm= -p "$p" 2>/dev/null || true))"
         "${SUDO[@]}" kill "$p" 2>/dev/null || true
     done
+}
+
+ensure_rabbitmq_installed() {
+    [ -x "$RMQ_BIN/rabbitmq-server" ] && return 0
+    apt_install_without_services rabbitmq-server
     [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq-server installed but $RMQ_BIN/rabbitmq-server is missing"
+}
+
+# PostgreSQL 15 is what the bridge is tested on (Debian bookworm's own version). A Debian release
+# without postgresql-15 needs the PGDG apt repository (apt.postgresql.org) first.
+ensure_postgres_installed() {
+    [ -x "$PGBIN/initdb" ] && [ -x "$PGBIN/pg_ctl" ] && [ -x "$PGBIN/psql" ] && return 0
+    if ! apt-cache show postgresql-15 >/dev/null 2>&1 && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        die "PostgreSQL 15 is not installed and apt offers no postgresql-15 package on this Debian release.
+Add the PostgreSQL apt repository (https://www.postgresql.org/download/linux/debian/), then run this again."
+    fi
+    apt_install_without_services postgresql-15 postgresql-client-15
+    [ -x "$PGBIN/initdb" ] || die "postgresql-15 installed but $PGBIN/initdb is missing"
+    PSQL="$PGBIN/psql"
 }
 
 epmd_bin() {
@@ -703,7 +722,8 @@ cmd_up() {
     fi
     [ "$PORTS_CHANGED" = 1 ] && save_ports
 
-    # Install first so a machine that cannot install RabbitMQ fails before starting anything.
+    # Install first so a machine that cannot install a server fails before starting anything.
+    ensure_postgres_installed
     [ "$rmq_up" = 1 ] || ensure_rabbitmq_installed
 
     # Start whatever is down (each one alone if only it died), and only then wait, so
