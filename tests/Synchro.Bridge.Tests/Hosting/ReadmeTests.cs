@@ -81,7 +81,7 @@ public sealed partial class ReadmeTests
         }
     }
 
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
@@ -97,4 +97,64 @@ public sealed partial class ReadmeTests
 
     [GeneratedRegex(@"^\s*synchro-bridge ([^#\n]+)", RegexOptions.Multiline)]
     private static partial Regex ShellCommand();
+}
+
+/// <summary>The README's table of commands, checked against what <c>--help</c> of every command prints.</summary>
+public sealed partial class CommandHelpTests
+{
+    private static readonly string Readme = File.ReadAllText(Path.Combine(ReadmeTests.RepositoryRoot(), "README.md"));
+
+    [Fact]
+    public void every_command_has_help_whose_description_and_options_are_the_readmes()
+    {
+        var section = Readme[Readme.IndexOf("### Commands", StringComparison.Ordinal)..];
+        section = section[..section.IndexOf("\n#", 1, StringComparison.Ordinal)];
+        var documented = CommandRow().Matches(section).ToDictionary(
+            m => m.Groups[1].Value.Trim(),
+            m => (Options: m.Groups[2].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(o => o.Trim('`')).Order(StringComparer.Ordinal).ToList(), Description: m.Groups[3].Value.Trim()));
+
+        var commands = Runnable(CommandLine.Build(), []).ToList();
+        Assert.Equal(commands.Select(c => c.Path).Order(StringComparer.Ordinal), documented.Keys.Order(StringComparer.Ordinal));
+        foreach (var (path, command) in commands)
+        {
+            using var output = new StringWriter();
+            var exit = CommandLine.Build().Parse([.. path.Split(' '), "--help"]).Invoke(new InvocationConfiguration { Output = output });
+            var help = output.ToString();
+            Assert.Equal(0, exit);
+            // The help's own words: the description first, then the options it lists.
+            var description = DescriptionBlock().Match(help) is { Success: true } block
+                ? Whitespace().Replace(block.Groups[1].Value, " ").Trim()
+                : throw new InvalidOperationException($"'{path} --help' printed no description:\n{help}");
+            var options = HelpOption().Matches(help).Select(m => m.Groups[1].Value).Where(o => o is not ("--help" or "-?" or "-h")).Distinct().Order(StringComparer.Ordinal).ToList();
+            Assert.True(documented[path].Description == description, $"README describes '{path}' as \"{documented[path].Description}\"; --help says \"{description}\"");
+            Assert.True(documented[path].Options.SequenceEqual(options), $"README lists options [{string.Join(", ", documented[path].Options)}] for '{path}'; --help lists [{string.Join(", ", options)}]");
+            Assert.Equal(command.Description, description);
+        }
+    }
+
+    /// <summary>Every command that does something (has an action), by its path of names.</summary>
+    private static IEnumerable<(string Path, Command Command)> Runnable(Command command, List<string> path)
+    {
+        foreach (var sub in command.Subcommands)
+        {
+            var subPath = new List<string>(path) { sub.Name };
+            if (sub.Action is not null)
+                yield return (string.Join(' ', subPath), sub);
+            foreach (var nested in Runnable(sub, subPath))
+                yield return nested;
+        }
+    }
+
+    /// <summary>| `synchro-bridge failures replay` | `--config`, `--table` | description |</summary>
+    [GeneratedRegex(@"^\| `synchro-bridge ([a-z ]+?)(?: [A-Z]+)?` \| ([^|]*) \| ([^|]+) \|$", RegexOptions.Multiline)]
+    private static partial Regex CommandRow();
+
+    [GeneratedRegex(@"^\s+(--?[a-z?][a-z-]*)", RegexOptions.Multiline)]
+    private static partial Regex HelpOption();
+
+    [GeneratedRegex(@"^Description:\s*\n(.*?)\n\s*\nUsage:", RegexOptions.Singleline)]
+    private static partial Regex DescriptionBlock();
+
+    [GeneratedRegex(@"\s+")]
+    private static partial Regex Whitespace();
 }
