@@ -13,7 +13,8 @@ public sealed record HealthReport(bool Healthy, string Detail, DateTimeOffset At
 /// Judges the bridge's health: red after a fatal error, while the bucket consumer holds a change set
 /// or cannot reach the database, while the position store's circuit is open, when change sets of
 /// another database arrive under this source's name, or when change sets are in flight and the
-/// acknowledged LSN has stalled (PostgreSQL keeps the WAL). A standby waiting for the slot is healthy.
+/// acknowledged LSN has stalled (PostgreSQL keeps the WAL), or when the publication no longer
+/// publishes exactly the configured tables. A standby waiting for the slot is healthy.
 /// </summary>
 internal sealed class BridgeHealth(
     BridgeFailure failure,
@@ -32,6 +33,10 @@ internal sealed class BridgeHealth(
         if (failure.Error is { } error)
             return new HealthReport(false, CommandLine.Describe(error) ?? error.Message, now);
 
+        // First: a publication changed by hand is the cause of whatever else it makes go wrong.
+        if (activeRun.PublicationDrift is { } drift)
+            return new HealthReport(false, drift, now);
+
         var threshold = options.Value.Health.AckStallThreshold;
         if (applyStatus.Stall is { Transient: false } held)
             return new HealthReport(false, held.Hold.Describe(), now);
@@ -45,6 +50,7 @@ internal sealed class BridgeHealth(
             return new HealthReport(true, $"standby: the slot is held by {standby.Holder} since {standby.Since:u}; this instance takes over when it is free.", now);
         if (activeRun.Held is { } downstream)
             return new HealthReport(false, downstream.Describe(), now);
+
 
         // One blip is normal (a broker restart); retrying without progress for long is not.
         if (activeRun.LastInterruption is { } interruption && now - interruption.Since > threshold)

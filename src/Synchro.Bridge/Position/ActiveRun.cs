@@ -15,6 +15,14 @@ internal sealed class ActiveRun
     private int _confirmationsLost;
 
     private volatile string? _snapshotProgress;
+    private volatile string? _publicationDrift;
+
+    /// <summary>How the publication differs from the configured tables, found while running; null when it does not.</summary>
+    public string? PublicationDrift
+    {
+        get => _publicationDrift;
+        set => _publicationDrift = value;
+    }
 
     /// <summary>The running snapshot, backfill or rebuild and how far it got; null when none runs.</summary>
     public string? SnapshotProgress

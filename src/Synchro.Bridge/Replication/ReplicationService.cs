@@ -215,13 +215,15 @@ internal sealed class ReplicationService(
             await snapshots.RunWatermarkJobsAsync(watermarks, budget, token);
         }, token);
         var saving = Task.Run(() => snapshots.SaveProgressAsync(chunkProgress.Reader, tracker, token), token);
+        var publication = new PublicationWatch(dataSource, settings.Replication.PublicationName, settings.Tables.Select(t => TableName.Parse(t.Name)).ToList());
+        var watchingPublication = Task.Run(() => publication.RunAsync(drift => activeRun.PublicationDrift = drift, time, token), token);
 
         // The first task to end, for whatever reason, ends the run; the others are cancelled.
-        var first = await Task.WhenAny(reading, batching, reporting, watching, backfilling, saving);
+        var first = await Task.WhenAny(reading, batching, reporting, watching, backfilling, saving, watchingPublication);
         await runCancellation.CancelAsync();
         try
         {
-            await Task.WhenAll(reading, batching, reporting, watching, backfilling, saving);
+            await Task.WhenAll(reading, batching, reporting, watching, backfilling, saving, watchingPublication);
         }
         catch (Exception)
         {
@@ -231,6 +233,7 @@ internal sealed class ReplicationService(
         {
             activeRun.Tracker = null;
             activeRun.SnapshotProgress = null;
+            activeRun.PublicationDrift = null;
             metrics.Observe(null);
             await CloseAsync(reader);
         }
