@@ -60,6 +60,13 @@ internal sealed class BridgeHealth(
         if (activeRun.Tracker is not { } tracker)
             return new HealthReport(true, running, now);
 
+        // Before the stalled acknowledgement it causes: name the broker, not the consumer.
+        if (activeRun.Publishing is { } publishing && now - publishing.Since > threshold)
+        {
+            return new HealthReport(false,
+                $"batch {publishing.Batch} has waited {(now - publishing.Since).TotalSeconds:0} s for RabbitMQ to confirm its messages: a queue they are routed to refuses them (a length limit with overflow reject-publish: rabbitmqctl list_queues name messages arguments, list_policies) or the broker blocks publishers (a resource alarm). Drain or fix that queue; the bridge goes on by itself, and nothing after the batch is acknowledged meanwhile.", now);
+        }
+
         var acknowledged = tracker.AcknowledgedLsn;
         if (acknowledged != _lastAcknowledged || tracker.IsIdle)
         {

@@ -16,6 +16,14 @@ internal sealed class ActiveRun
 
     private volatile string? _snapshotProgress;
     private volatile string? _publicationDrift;
+    private volatile PublishWait? _publishing;
+
+    /// <summary>The batch whose publishing waits for the broker's confirmations; null between publishes.</summary>
+    public PublishWait? Publishing
+    {
+        get => _publishing;
+        set => _publishing = value;
+    }
 
     /// <summary>How the publication differs from the configured tables, found while running; null when it does not.</summary>
     public string? PublicationDrift
@@ -70,6 +78,10 @@ internal sealed class ActiveRun
 /// <param name="Reason">The error that ended the last run.</param>
 /// <param name="Since">When the first of the consecutive interruptions happened.</param>
 internal sealed record Interruption(string Reason, DateTimeOffset Since);
+
+/// <param name="Batch">The batch being published.</param>
+/// <param name="Since">When its publishing began.</param>
+internal sealed record PublishWait(long Batch, DateTimeOffset Since);
 
 /// <param name="Holder">The session that holds the slot.</param>
 /// <param name="Since">When this instance started waiting.</param>

@@ -433,7 +433,16 @@ internal sealed class ReplicationService(
         if (batch.Barrier)
             await tracker.WhenConfirmedAsync(batch.Sequence - 1, cancellationToken); // every partition has applied what came before
         await tracker.RegisterAsync(batch.Sequence, published + 1, batch.AckLsn, cancellationToken, batch.Bytes);
-        await publisher.PublishAsync(batch, cancellationToken);
+        activeRun.Publishing = new PublishWait(batch.Sequence, time.GetUtcNow());
+        try
+        {
+            await publisher.PublishAsync(batch, cancellationToken);
+        }
+        finally
+        {
+            activeRun.Publishing = null;
+        }
+
         tracker.ConfirmPublished(batch.Sequence, published);
         metrics.Published(batch.ChangeCount, publishing.Elapsed);
         if (batch.Barrier)

@@ -103,7 +103,11 @@ public sealed class OperatorEndpointTests
         return new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
     }
 
-    internal sealed record Probe(HttpStatusCode Code, string Status, Dictionary<string, (string Status, string? Description)> Checks);
+    internal sealed record Probe(HttpStatusCode Code, string Status, Dictionary<string, (string Status, string? Description)> Checks)
+    {
+        /// <summary>With each check, so a timed-out wait says what the endpoint last answered.</summary>
+        public override string ToString() => $"{(int)Code} {Status}: " + string.Join("; ", Checks.Select(c => $"{c.Key} {c.Value.Status} ({c.Value.Description})"));
+    }
 
     internal static async Task<Probe> ProbeAsync(Uri baseUri, string path)
     {

@@ -1,0 +1,50 @@
+using System.Net;
+using System.Net.Http.Json;
+using Synchro.Bridge.Hosting;
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+
+namespace Synchro.Bridge.IntegrationTests.Hosting;
+
+/// <summary>A queue on the bus that refuses messages (full, with overflow reject-publish) while the bridge runs.</summary>
+public sealed class FullQueueTests
+{
+    [Fact]
+    public async Task a_full_subscriber_queue_holds_the_stream_unacknowledged_names_the_refusal_and_resumes_once_drained()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync("CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint)");
+        var settings = env.BridgeSettings(("todos", "user_id"));
+        settings["Synchro:Health:AckStallThreshold"] = "00:00:01";
+        var host = await env.StartBridgeAsync(settings);
+        var baseUri = OperatorEndpointTests.BaseUri(host);
+        await Eventually.Until(() => OperatorEndpointTests.ProbeAsync(baseUri, OperatorEndpoints.ReadyPath), p => p.Code == HttpStatusCode.OK, "the bridge to be ready");
+
+        // A first change: the bridge declares the change-set exchange when it first publishes to it.
+        await env.ExecuteAsync("INSERT INTO todos VALUES (1, 7)");
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"), n => n == 1, "the first change applied");
+
+        // A subscriber's queue that is full: it takes nothing more, and the broker nacks what is routed to it.
+        using var management = TestEnvironment.Management();
+        (await management.PutAsJsonAsync($"api/queues/{env.Name}/full-subscriber", new { durable = true, arguments = new Dictionary<string, object> { ["x-max-length"] = 0, ["x-overflow"] = "reject-publish" } })).EnsureSuccessStatusCode();
+        (await management.PostAsJsonAsync($"api/bindings/{env.Name}/e/{Contracts.WireNames.ChangeSetExchange}/q/full-subscriber", new { routing_key = "#" })).EnsureSuccessStatusCode();
+
+        await env.ExecuteAsync("INSERT INTO todos VALUES (2, 7)");
+        var written = await env.CurrentWalLsnAsync();
+
+        var red = await Eventually.Until(
+            () => OperatorEndpointTests.ProbeAsync(baseUri, OperatorEndpoints.ReadyPath),
+            p => p.Code == HttpStatusCode.ServiceUnavailable && p.Checks["replication"].Description?.Contains("for RabbitMQ to confirm", StringComparison.Ordinal) == true,
+            "ready to turn red naming the unconfirmed publish");
+        var description = red.Checks["replication"].Description!;
+        Assert.Matches(
+            "^batch [0-9]+ has waited [0-9]+ s for RabbitMQ to confirm its messages: a queue they are routed to refuses them \\(a length limit with overflow reject-publish: rabbitmqctl list_queues name messages arguments, list_policies\\) or the broker blocks publishers \\(a resource alarm\\)\\. Drain or fix that queue; the bridge goes on by itself, and nothing after the batch is acknowledged meanwhile\\.$",
+            description);
+        Assert.True(await env.ConfirmedFlushLsnAsync() < written, "the slot was acknowledged past a change set a subscriber never got");
+
+        // The subscriber's operator removes the limit (here: the queue): the bridge goes on by itself.
+        (await management.DeleteAsync($"api/queues/{env.Name}/full-subscriber")).EnsureSuccessStatusCode();
+        await Eventually.Until(() => env.ConfirmedFlushLsnAsync(), lsn => lsn >= written, "the slot acknowledged past the change", TimeSpan.FromSeconds(60));
+        Assert.Equal(["user:7|todos|1|1", "user:7|todos|2|1"], await env.ChangelogAsync());
+        await Eventually.Until(() => OperatorEndpointTests.ProbeAsync(baseUri, OperatorEndpoints.ReadyPath), p => p.Code == HttpStatusCode.OK, "ready again");
+    }
+}
