@@ -57,6 +57,8 @@ internal static class DemoCommand
             ["Synchro:Tables:0:Name"] = "public.todos",
             ["Synchro:Tables:0:OwnerColumn"] = "user_id",
             ["Synchro:Tables:1:Name"] = "public.announcements",
+            // The demo prints its own progress; without HTTP it cannot collide with a bridge serving the default port.
+            ["Synchro:Http:Urls"] = "",
         }, minimumLevel: LogLevel.Warning);
         var running = CommandLine.RunHostAsync(host, Console.Error, cancellationToken);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
