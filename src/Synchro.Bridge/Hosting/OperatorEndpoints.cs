@@ -113,6 +113,18 @@ internal static class OperatorEndpoints
         return new Uri(first.TrimEnd('/') + "/");
     }
 
+    /// <summary>The running bridge's answer on /health/ready: 200 or not, its status and each check.</summary>
+    public static async Task<(bool Ready, string Status, IReadOnlyList<CheckStatus> Checks)> AskReadyAsync(HttpClient http, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        using var response = await http.GetAsync(ReadyPath.TrimStart('/'), cancellationToken);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
+        var checks = body.RootElement.GetProperty("checks").EnumerateArray()
+            .Select(c => new CheckStatus(c.GetProperty("name").GetString()!, c.GetProperty("status").GetString()!, c.GetProperty("description").GetString()))
+            .ToList();
+        return (response.IsSuccessStatusCode, body.RootElement.GetProperty("status").GetString()!, checks);
+    }
+
     /// <summary>Asks the running bridge's /health/ready: healthy on 200, with the failing checks' descriptions otherwise.</summary>
     public static async Task<(bool Healthy, string Detail)> CheckReadyAsync(string urls, CancellationToken cancellationToken)
     {
@@ -120,12 +132,8 @@ internal static class OperatorEndpoints
         using var http = new HttpClient { BaseAddress = address, Timeout = TimeSpan.FromSeconds(5) };
         try
         {
-            using var response = await http.GetAsync(ReadyPath.TrimStart('/'), cancellationToken);
-            using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync(cancellationToken));
-            var checks = body.RootElement.GetProperty("checks").EnumerateArray()
-                .Where(c => response.IsSuccessStatusCode || c.GetProperty("status").GetString() != "Healthy")
-                .Select(c => $"{c.GetProperty("name").GetString()}: {c.GetProperty("description").GetString()}");
-            return (response.IsSuccessStatusCode, string.Join("; ", checks));
+            var (ready, _, checks) = await AskReadyAsync(http, cancellationToken);
+            return (ready, string.Join("; ", checks.Where(c => ready || c.Status != "Healthy").Select(c => $"{c.Name}: {c.Description}")));
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
         {

@@ -206,15 +206,11 @@ internal static class StatusCommand
         using var http = new HttpClient { BaseAddress = baseAddress, Timeout = Timeout };
         try
         {
-            using var ready = await http.GetAsync(OperatorEndpoints.ReadyPath.TrimStart('/'), cancellationToken);
-            using var body = JsonDocument.Parse(await ready.Content.ReadAsStringAsync(cancellationToken));
-            var checks = body.RootElement.GetProperty("checks").EnumerateArray()
-                .Select(c => new CheckStatus(c.GetProperty("name").GetString()!, c.GetProperty("status").GetString()!, c.GetProperty("description").GetString()))
-                .ToList();
+            var (_, status, checks) = await OperatorEndpoints.AskReadyAsync(http, cancellationToken);
             var metrics = await http.GetStringAsync(OperatorEndpoints.MetricsPath.TrimStart('/'), cancellationToken);
             var inFlight = metrics.Split('\n').Where(l => l.StartsWith("synchro_in_flight ", StringComparison.Ordinal) || l.StartsWith("synchro_in_flight{", StringComparison.Ordinal))
                 .Select(l => long.Parse(l[(l.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture)).Cast<long?>().FirstOrDefault();
-            return new BridgeStatus(baseAddress.ToString(), body.RootElement.GetProperty("status").GetString()!, checks, inFlight, null);
+            return new BridgeStatus(baseAddress.ToString(), status, checks, inFlight, null);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
         {
