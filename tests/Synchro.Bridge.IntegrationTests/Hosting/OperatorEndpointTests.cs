@@ -161,8 +161,10 @@ public sealed class StatusCommandTests
         settings["Synchro:RabbitMq:ManagementUri"] = TestServers.RabbitManagement.ToString();
         var queue = $"synchro.{env.Source}.bucket-assignment";
 
-        // RabbitMQ's management API reports a new queue's counts with its next statistics round (every 5 s).
-        var (runningExit, running) = await Eventually.Until(() => StatusAsync(settings), s => QueueReported(s.Status), "status to report the queue's consumers");
+        // RabbitMQ's management API reports a queue's counts with its statistics rounds (every 5 s): the first
+        // round can come from the moment the queue was declared, before the bridge's consumer attached.
+        var (runningExit, running) = await Eventually.Until(
+            () => StatusAsync(settings), s => QueueReported(s.Status) && s.Status.GetProperty("queues")[0].GetProperty("consumers").GetInt64() == 1, "status to report the queue's consumer");
         Assert.Equal(0, runningExit);
         var slot = running.GetProperty("slot");
         Assert.Equal((env.Name, true, true), (slot.GetProperty("name").GetString(), slot.GetProperty("exists").GetBoolean(), slot.GetProperty("active").GetBoolean()));
