@@ -57,7 +57,7 @@ public sealed class BadInputTests
             "Cannot connect to PostgreSQL at 127.0.0.1:{port}, database 'no_such_db' (3D000: database \"no_such_db\" does not exist). Start PostgreSQL or fix Synchro:Postgres:ConnectionString.") },
         { "a role that does not exist", new(Todos, [("Synchro:Postgres:ConnectionString", "{no-role-connection}")],
             "Cannot connect to PostgreSQL at 127.0.0.1:{port}, database '{db}' (28000: role \"no_such_role\" does not exist). Start PostgreSQL or fix Synchro:Postgres:ConnectionString.") },
-        { "a RabbitMQ virtual host that does not exist", new(Todos, [("Synchro:RabbitMq:Uri", "{amqp-root}no_such_vhost"), ("Synchro:RabbitMq:ConnectTimeout", "00:00:05")],
+        { "a RabbitMQ virtual host that does not exist", new(Todos, [("Synchro:RabbitMq:Uri", "{amqp-root}no_such_vhost")],
             "Cannot reach RabbitMQ at {amqp-root-redacted}no_such_vhost (the broker closed the connection: NOT_ALLOWED - vhost no_such_vhost not found). Start RabbitMQ, or fix Synchro:RabbitMq:Uri (host, port, user, password, virtual host).") },
         { "a table that does not exist", new("", [],
             "Table public.todos does not exist in database '{db}'. Create it, or remove it from Synchro:Tables.") },

@@ -48,12 +48,16 @@ internal sealed class FaultScenario : IAsyncDisposable
     public async Task<int?> SlotHolderPidAsync() =>
         await Env.ScalarAsync<object>($"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{Env.Name}'") is int pid ? pid : null;
 
-    public Task WaitForSlotHeldAsync(BridgeProcess bridge, TimeSpan? timeout = null) =>
-        Eventually.Until(async () =>
+    /// <summary>
+    /// Waits until a replication session holds the slot and returns its pid. After a kill, pass the
+    /// killed bridge's session: it can hold the slot for a moment after its process is gone.
+    /// </summary>
+    public async Task<int> WaitForSlotHeldAsync(BridgeProcess bridge, int? notBy = null) =>
+        (await Eventually.Until(async () =>
         {
             bridge.AssertRunning();
-            return await SlotHolderPidAsync() is not null;
-        }, "a bridge to hold the slot", timeout);
+            return await SlotHolderPidAsync();
+        }, pid => pid is not null && pid != notBy, notBy is null ? "a bridge to hold the slot" : $"a session other than {notBy} to hold the slot"))!.Value;
 
     /// <summary>
     /// Waits until the slot has acknowledged everything written so far, which the bridge does only

@@ -28,7 +28,8 @@ public sealed class BackfillTests(ITestOutputHelper output)
         using var stop = new CancellationTokenSource();
         var tree = TreeWorkload.RunAsync(env.ConnectionString, clients: 2, transactionsPerClient: 100_000, seed: 810, stop.Token, pause: TimeSpan.FromMilliseconds(10));
         bridge.Terminate();
-        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        // MassTransit's stop timeout alone is 30 s: the bound is for a stop that hangs, not a slow one.
+        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(90)));
 
         // notes joins the configuration: the bridge backfills it at start while the stream goes on.
         var after = TestEnvironment.WithSnapshot(env.BridgeSettings());
@@ -71,7 +72,8 @@ public sealed class BackfillTests(ITestOutputHelper output)
         await InitialSnapshotTests.WaitForSnapshotsAsync(scenario, bridge, jobs: 1);
         await scenario.WaitForCatchUpAsync(bridge, Deadline);
         bridge.Terminate();
-        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        // MassTransit's stop timeout alone is 30 s: the bound is for a stop that hangs, not a slow one.
+        Assert.Equal(0, await bridge.WaitForExitAsync(TimeSpan.FromSeconds(90)));
         var lastSeq = await env.ScalarAsync<long>("SELECT max(seq) FROM sync_changelog");
 
         // The rule changes to another column, under the same bucket names.
