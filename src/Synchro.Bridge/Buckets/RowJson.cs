@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.IO.Hashing;
 using System.Text;
 using Synchro.Bridge.Changes;
@@ -16,85 +17,148 @@ namespace Synchro.Bridge.Buckets;
 /// </summary>
 public static class RowJson
 {
-    public static string Canonical(IReadOnlyList<ColumnValue> row)
-    {
-        ArgumentNullException.ThrowIfNull(row);
-        var json = new StringBuilder("{");
-        foreach (var column in row.Where(c => c.Kind != ColumnValueKind.UnchangedToast).OrderBy(c => c.Name, Utf8Order.Instance))
-        {
-            if (json.Length > 1)
-                json.Append(',');
-            AppendString(json, column.Name);
-            json.Append(':');
-            if (column.Kind == ColumnValueKind.Null)
-                json.Append("null");
-            else
-                AppendString(json, column.Text ?? "");
-        }
+    /// <summary>Rows up to this size reuse one buffer per thread; a larger row's buffer is let go afterwards.</summary>
+    private const int KeptBufferBytes = 1024 * 1024;
 
-        return json.Append('}').ToString();
-    }
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    private delegate T BytesReader<out T>(ReadOnlySpan<byte> bytes);
+
+    public static string Canonical(IReadOnlyList<ColumnValue> row) => WithCanonicalBytes(row, bytes => Encoding.UTF8.GetString(bytes));
 
     /// <summary>CRC-32 (IEEE 802.3, as zlib and Go's hash/crc32.ChecksumIEEE) of the canonical JSON's UTF-8 bytes, as a signed 32-bit value.</summary>
-    public static int Checksum(IReadOnlyList<ColumnValue> row)
+    /// <remarks>Computed once per change on the apply path: the bytes are written into a reused buffer, no string is built.</remarks>
+    public static int Checksum(IReadOnlyList<ColumnValue> row) => WithCanonicalBytes(row, bytes => unchecked((int)Crc32.HashToUInt32(bytes)));
+
+    private static T WithCanonicalBytes<T>(IReadOnlyList<ColumnValue> row, BytesReader<T> read)
     {
-        return unchecked((int)Crc32.HashToUInt32(Encoding.UTF8.GetBytes(Canonical(row))));
+        ArgumentNullException.ThrowIfNull(row);
+        var buffer = t_buffer ?? new ArrayBufferWriter<byte>(1024);
+        t_buffer = null; // a reentrant call (none today) gets its own buffer
+        buffer.ResetWrittenCount();
+        Write(buffer, row);
+        var result = read(buffer.WrittenSpan);
+        if (buffer.Capacity <= KeptBufferBytes)
+            t_buffer = buffer;
+        return result;
     }
 
-    private static void AppendString(StringBuilder json, string text)
+    private static void Write(ArrayBufferWriter<byte> json, IReadOnlyList<ColumnValue> row)
     {
-        json.Append('"');
+        // The columns that are data, in UTF-8 order of their names (insertion sort: rows are short).
+        Span<int> order = row.Count <= 256 ? stackalloc int[row.Count] : new int[row.Count];
+        var count = 0;
+        for (var i = 0; i < row.Count; i++)
+        {
+            if (row[i].Kind == ColumnValueKind.UnchangedToast)
+                continue;
+            var at = count++;
+            while (at > 0 && CompareUtf8(row[order[at - 1]].Name, row[i].Name) > 0)
+            {
+                order[at] = order[at - 1];
+                at--;
+            }
+
+            order[at] = i;
+        }
+
+        Ascii(json, "{");
+        for (var k = 0; k < count; k++)
+        {
+            var column = row[order[k]];
+            if (k > 0)
+                Ascii(json, ",");
+            WriteString(json, column.Name);
+            Ascii(json, ":");
+            if (column.Kind == ColumnValueKind.Null)
+                Ascii(json, "null");
+            else
+                WriteString(json, column.Text ?? "");
+        }
+
+        Ascii(json, "}");
+    }
+
+    private static void WriteString(ArrayBufferWriter<byte> json, string text)
+    {
+        Ascii(json, "\"");
+        var plainFrom = 0;
         for (var i = 0; i < text.Length; i++)
         {
             var c = text[i];
-            switch (c)
+            if (char.IsHighSurrogate(c) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
             {
-                case '"':
-                    json.Append("\\\"");
-                    break;
-                case '\\':
-                    json.Append("\\\\");
-                    break;
-                case '\n':
-                    json.Append("\\n");
-                    break;
-                case '\r':
-                    json.Append("\\r");
-                    break;
-                case '\t':
-                    json.Append("\\t");
-                    break;
-                case '\b':
-                    json.Append("\\b");
-                    break;
-                case '\f':
-                    json.Append("\\f");
-                    break;
-                case < ' ' or '<' or '>' or '&' or '\u2028' or '\u2029':
-                    json.Append("\\u").Append(((int)c).ToString("x4", System.Globalization.CultureInfo.InvariantCulture));
-                    break;
-                case >= '\ud800' and <= '\udbff' when i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]):
-                    json.Append(c).Append(text[++i]);
-                    break;
-                case >= '\ud800' and <= '\udfff':
-                    // A lone surrogate is not text: Go writes the replacement character.
-                    json.Append("\\ufffd");
-                    break;
-                default:
-                    json.Append(c);
-                    break;
+                i++; // a valid pair is plain text
+                continue;
             }
+
+            var escape = c switch
+            {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                '\b' => "\\b",
+                '\f' => "\\f",
+                // A lone surrogate is not text: Go writes the replacement character.
+                _ when char.IsSurrogate(c) => "\\ufffd",
+                _ => null,
+            };
+            var hex = escape is null && c is < ' ' or '<' or '>' or '&' or '\u2028' or '\u2029';
+            if (escape is null && !hex)
+                continue;
+
+            Utf8(json, text.AsSpan(plainFrom, i - plainFrom));
+            if (escape is not null)
+            {
+                Ascii(json, escape);
+            }
+            else
+            {
+                Ascii(json, "\\u");
+                ((int)c).TryFormat(json.GetSpan(4), out var written, "x4", System.Globalization.CultureInfo.InvariantCulture);
+                json.Advance(written);
+            }
+
+            plainFrom = i + 1;
         }
 
-        json.Append('"');
+        Utf8(json, text.AsSpan(plainFrom));
+        Ascii(json, "\"");
     }
 
-    /// <summary>Orders strings by their UTF-8 bytes (ordinal UTF-16 order differs only for characters beyond U+FFFF).</summary>
-    private sealed class Utf8Order : IComparer<string>
+    private static void Ascii(ArrayBufferWriter<byte> json, string ascii)
     {
-        public static readonly Utf8Order Instance = new();
+        var span = json.GetSpan(ascii.Length);
+        for (var i = 0; i < ascii.Length; i++)
+            span[i] = (byte)ascii[i];
+        json.Advance(ascii.Length);
+    }
 
-        public int Compare(string? x, string? y) =>
-            Encoding.UTF8.GetBytes(x ?? "").AsSpan().SequenceCompareTo(Encoding.UTF8.GetBytes(y ?? ""));
+    private static void Utf8(ArrayBufferWriter<byte> json, ReadOnlySpan<char> text)
+    {
+        if (text.IsEmpty)
+            return;
+        json.Advance(Encoding.UTF8.GetBytes(text, json.GetSpan(Encoding.UTF8.GetMaxByteCount(text.Length))));
+    }
+
+    /// <summary>
+    /// Orders strings as their UTF-8 bytes order, without encoding them: UTF-16 code units order the
+    /// same except that surrogates (U+D800-U+DFFF, characters beyond U+FFFF) sort after U+E000-U+FFFF.
+    /// </summary>
+    private static int CompareUtf8(string x, string y)
+    {
+        var common = Math.Min(x.Length, y.Length);
+        for (var i = 0; i < common; i++)
+        {
+            if (x[i] != y[i])
+                return CodePointOrder(x[i]) - CodePointOrder(y[i]);
+        }
+
+        return x.Length - y.Length;
+
+        static int CodePointOrder(char c) => c < '\ud800' ? c : c >= '\ue000' ? c - 0x800 : c + 0x2000;
     }
 }
