@@ -15,14 +15,15 @@ namespace Synchro.Bridge.Buckets;
 /// record positions and rule failures with set-based statements. Cascades and truncates run in SQL
 /// at their place in the stream, so memory does not grow with the number of records they move.
 /// </summary>
-public sealed class PostgresSidecarStore(NpgsqlDataSource dataSource, SidecarTables tables) : ISidecarStore
+public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables tables) : ISidecarStore
 {
     public async Task<ApplyOutcome> ApplyAsync(ChangeBatch batch, BucketRuleSet rules, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         ArgumentNullException.ThrowIfNull(rules);
         var layout = ApplyLayout.Parse(batch.Layout);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var session = await sessions.OpenAsync(cancellationToken);
+        var connection = session.Connection;
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         var (latestEpoch, applied, pendingRows, openFailures) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);

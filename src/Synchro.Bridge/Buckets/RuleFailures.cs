@@ -12,7 +12,7 @@ namespace Synchro.Bridge.Buckets;
 public sealed record StoredFailure(long Id, DateTimeOffset CreatedAt, string Table, string RecordId, ChangeOperation Operation, string At, string Error, DateTimeOffset? ResolvedAt, string? Resolution);
 
 /// <summary>Lists rule failures and replays the open ones through the current rules and data.</summary>
-public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarTables tables, PostgresSidecarStore store)
+public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions sessions, SidecarTables tables, PostgresSidecarStore store)
 {
     private const int ReplayChunk = 1_000;
 
@@ -51,7 +51,8 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarTables tabl
         var after = (Lsn: new NpgsqlLogSequenceNumber(0), Index: -1);
         while (true)
         {
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var session = await sessions.OpenAsync(cancellationToken);
+            var connection = session.Connection;
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await using (var timeout = new NpgsqlCommand(SidecarTables.AbandonedTransactionTimeout, connection))
                 await timeout.ExecuteNonQueryAsync(cancellationToken);

@@ -40,7 +40,11 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<SynchroOptions>>(new SynchroOptionsValidator(shapeProblems));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BridgeFailure>();
-        services.AddSingleton(sp => NpgsqlDataSource.Create(Options(sp).Postgres.ConnectionString));
+        // Every session carries the instance's name, as its replication session does: a session of
+        // ours left behind by a broken connection is told apart from another client's (SidecarSessions).
+        services.AddSingleton(sp => NpgsqlDataSource.Create(
+            new NpgsqlConnectionStringBuilder(Options(sp).Postgres.ConnectionString) { ApplicationName = sp.GetRequiredService<BridgeInstance>().ApplicationName }.ConnectionString));
+        services.AddSingleton<SidecarSessions>();
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
         services.AddSingleton<PendingChangelog>();
         services.AddSingleton<BucketRules>();

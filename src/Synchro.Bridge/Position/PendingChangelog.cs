@@ -15,7 +15,7 @@ namespace Synchro.Bridge.Position;
 /// runs through the position store's pipeline (timeout per attempt, retries, circuit breaker): a
 /// connection that hangs must not stop acknowledgements for good. Moving again is harmless.
 /// </summary>
-public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables tables, ResiliencePipelineProvider<string> pipelines)
+public sealed class PendingChangelog(SidecarSessions sessions, SidecarTables tables, ResiliencePipelineProvider<string> pipelines)
 {
     private readonly ResiliencePipeline _pipeline = pipelines.GetPipeline(ResilientPositionStore.PipelineName);
 
@@ -25,7 +25,8 @@ public sealed class PendingChangelog(NpgsqlDataSource dataSource, SidecarTables 
 
     private async Task<int> MoveAsync(string source, ulong lsn, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var session = await sessions.OpenAsync(cancellationToken);
+        var connection = session.Connection;
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var batch = new NpgsqlBatch(connection)
         {

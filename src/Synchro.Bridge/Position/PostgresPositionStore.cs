@@ -7,7 +7,7 @@ namespace Synchro.Bridge.Position;
 /// Keeps the confirmed LSN in <c>sync_wal_position</c>, next to the data it describes, as synchro
 /// stores it: a 64-bit integer (LSNs stay below 2^63).
 /// </summary>
-public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTables tables) : IPositionStore
+public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarSessions sessions, SidecarTables tables) : IPositionStore
 {
     public async Task<ulong?> LoadAsync(string slotName, CancellationToken cancellationToken)
     {
@@ -26,7 +26,8 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarTa
 
     public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var session = await sessions.OpenAsync(cancellationToken);
+        var connection = session.Connection;
         // One batch is one implicit transaction, so SET LOCAL covers the upsert: this commit waits for
         // its WAL flush, which also makes every earlier (asynchronously committed) sidecar write durable.
         await using var batch = new NpgsqlBatch(connection)

@@ -92,11 +92,18 @@ internal sealed class FaultScenario : IAsyncDisposable
     public async Task WaitForCatchUpAsync(BridgeProcess bridge, TimeSpan timeout)
     {
         var written = await Env.CurrentWalLsnAsync();
-        await Eventually.Until(async () =>
+        try
         {
-            bridge.AssertRunning();
-            return await Env.ConfirmedFlushLsnAsync();
-        }, lsn => lsn >= written, "the bridge to acknowledge everything written", timeout);
+            await Eventually.Until(async () =>
+            {
+                bridge.AssertRunning();
+                return await Env.ConfirmedFlushLsnAsync();
+            }, lsn => lsn >= written, $"the bridge to acknowledge everything written (up to {written})", timeout);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\nThe bridge's last output:\n{bridge.RecentOutput}", e);
+        }
     }
 
     /// <summary>The sidecar tables equal the oracle's fault-free result: per bucket and record the same operations in order, the same counts and edges, no duplicate keys.</summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 using Synchro.Bridge.Position;
@@ -19,6 +20,6 @@ public sealed class PostgresPositionStoreTests : PositionStoreContract, IAsyncLi
         var tables = new SidecarTables("public");
         await tables.MigrateAsync(_env.DataSource, CancellationToken.None);
         await _env.ExecuteAsync("TRUNCATE sync_wal_position");
-        return new PostgresPositionStore(_env.DataSource, tables);
+        return new PostgresPositionStore(_env.DataSource, new SidecarSessions(_env.DataSource, NullLogger<SidecarSessions>.Instance), tables);
     }
 }

@@ -1,0 +1,84 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Synchro.Bridge.IntegrationTests.Infrastructure;
+using Synchro.Bridge.Sidecar;
+
+namespace Synchro.Bridge.IntegrationTests.Sidecar;
+
+/// <summary>A network partition leaves PostgreSQL's side of our broken connections open, with their locks.</summary>
+public sealed class SidecarSessionsTests
+{
+    [Fact]
+    public async Task a_session_a_partition_left_holding_a_lock_is_ended_by_the_next_connection_so_the_retried_work_gets_the_lock()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var direct = new NpgsqlConnectionStringBuilder(env.ConnectionString);
+        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(env.ConnectionString) { Port = proxy.Port, ApplicationName = "synchro-bridge/" + env.Name }.ConnectionString);
+        var sessions = new SidecarSessions(dataSource, NullLogger<SidecarSessions>.Instance);
+        var key = "synchro:apply:" + env.Name;
+
+        // A transaction takes the lock, then the partition cuts its client side off; the server keeps the session.
+        int orphan;
+        await using (var session = await sessions.OpenAsync(CancellationToken.None))
+        {
+            orphan = session.Connection.ProcessID;
+            await using var transaction = await session.Connection.BeginTransactionAsync();
+            await using (var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", session.Connection) { Parameters = { new() { Value = key } } })
+                await take.ExecuteNonQueryAsync();
+            proxy.Cut(leaveServerHanging: true);
+            await using var next = new NpgsqlCommand("SELECT 1", session.Connection);
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => next.ExecuteScalarAsync());
+        }
+
+        proxy.Restore();
+        Assert.Equal(orphan, await LockHolderAsync(env, key));
+
+        // The retried work opens a new connection: the orphan is ended first, and the lock is free for it.
+        await using (var retry = await sessions.OpenAsync(CancellationToken.None))
+        {
+            await using var transaction = await retry.Connection.BeginTransactionAsync();
+            await using (var bound = new NpgsqlCommand("SET LOCAL lock_timeout = '20s'", retry.Connection))
+                await bound.ExecuteNonQueryAsync();
+            await using var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", retry.Connection) { Parameters = { new() { Value = key } } };
+            await take.ExecuteNonQueryAsync();
+            Assert.Equal(retry.Connection.ProcessID, await LockHolderAsync(env, key));
+        }
+
+        Assert.Equal(0L, await env.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE pid = {orphan}"));
+    }
+
+    [Fact]
+    public async Task a_session_of_another_client_is_never_ended_even_with_a_pid_once_ours()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var direct = new NpgsqlConnectionStringBuilder(env.ConnectionString);
+        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
+        await using var ours = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(env.ConnectionString) { Port = proxy.Port, ApplicationName = "synchro-bridge/" + env.Name }.ConnectionString);
+        var sessions = new SidecarSessions(ours, NullLogger<SidecarSessions>.Instance);
+
+        // A session of ours breaks; PostgreSQL's side of it stays, but under another client's name.
+        int orphan;
+        await using (var session = await sessions.OpenAsync(CancellationToken.None))
+        {
+            orphan = session.Connection.ProcessID;
+            await using (var rename = new NpgsqlCommand("SET application_name = 'someone-else'", session.Connection))
+                await rename.ExecuteNonQueryAsync();
+            proxy.Cut(leaveServerHanging: true);
+            await using var next = new NpgsqlCommand("SELECT 1", session.Connection);
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => next.ExecuteScalarAsync());
+        }
+
+        proxy.Restore();
+        await using (await sessions.OpenAsync(CancellationToken.None))
+            Assert.Equal(1L, await env.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE pid = {orphan} AND application_name = 'someone-else'"));
+        await env.ExecuteAsync($"SELECT pg_terminate_backend({orphan})");
+    }
+
+    private static async Task<int?> LockHolderAsync(TestEnvironment env, string key) =>
+        await env.ScalarAsync<object>(
+            $"""
+            SELECT pid FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND ((classid::bigint << 32) | objid::bigint) = hashtext('{key}')::bigint
+            """) is int pid ? pid : null;
+}
