@@ -12,10 +12,8 @@ public sealed class SidecarSessionsTests
     public async Task a_session_a_partition_left_holding_a_lock_is_ended_by_the_next_connection_so_the_retried_work_gets_the_lock()
     {
         await using var env = await TestEnvironment.CreateAsync();
-        var direct = new NpgsqlConnectionStringBuilder(env.ConnectionString);
-        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
-        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(env.ConnectionString) { Port = proxy.Port, ApplicationName = "synchro-bridge/" + env.Name }.ConnectionString);
-        var sessions = new SidecarSessions(dataSource, NullLogger<SidecarSessions>.Instance);
+        await using var partitioned = PartitionedSessions.Start(env);
+        var (proxy, sessions) = (partitioned.Proxy, partitioned.Sessions);
         var key = "synchro:apply:" + env.Name;
 
         // A transaction takes the lock, then the partition cuts its client side off; the server keeps the session.
@@ -26,9 +24,7 @@ public sealed class SidecarSessionsTests
             await using var transaction = await session.Connection.BeginTransactionAsync();
             await using (var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", session.Connection) { Parameters = { new() { Value = key } } })
                 await take.ExecuteNonQueryAsync();
-            proxy.Cut(leaveServerHanging: true);
-            await using var next = new NpgsqlCommand("SELECT 1", session.Connection);
-            await Assert.ThrowsAnyAsync<NpgsqlException>(() => next.ExecuteScalarAsync());
+            await partitioned.CutAsync(session);
         }
 
         proxy.Restore();
@@ -52,10 +48,8 @@ public sealed class SidecarSessionsTests
     public async Task a_session_of_another_client_is_never_ended_even_with_a_pid_once_ours()
     {
         await using var env = await TestEnvironment.CreateAsync();
-        var direct = new NpgsqlConnectionStringBuilder(env.ConnectionString);
-        await using var proxy = TcpProxy.Start(direct.Host!, direct.Port);
-        await using var ours = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(env.ConnectionString) { Port = proxy.Port, ApplicationName = "synchro-bridge/" + env.Name }.ConnectionString);
-        var sessions = new SidecarSessions(ours, NullLogger<SidecarSessions>.Instance);
+        await using var partitioned = PartitionedSessions.Start(env);
+        var (proxy, sessions) = (partitioned.Proxy, partitioned.Sessions);
 
         // A session of ours breaks; PostgreSQL's side of it stays, but under another client's name.
         int orphan;
@@ -64,15 +58,42 @@ public sealed class SidecarSessionsTests
             orphan = session.Connection.ProcessID;
             await using (var rename = new NpgsqlCommand("SET application_name = 'someone-else'", session.Connection))
                 await rename.ExecuteNonQueryAsync();
-            proxy.Cut(leaveServerHanging: true);
-            await using var next = new NpgsqlCommand("SELECT 1", session.Connection);
-            await Assert.ThrowsAnyAsync<NpgsqlException>(() => next.ExecuteScalarAsync());
+            await partitioned.CutAsync(session);
         }
 
         proxy.Restore();
         await using (await sessions.OpenAsync(CancellationToken.None))
             Assert.Equal(1L, await env.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE pid = {orphan} AND application_name = 'someone-else'"));
         await env.ExecuteAsync($"SELECT pg_terminate_backend({orphan})");
+    }
+
+    /// <summary>Sessions of "a bridge" whose connections go through a proxy that can cut them like a partition.</summary>
+    private sealed class PartitionedSessions(TcpProxy proxy, NpgsqlDataSource dataSource) : IAsyncDisposable
+    {
+        public TcpProxy Proxy => proxy;
+
+        public SidecarSessions Sessions { get; } = new(dataSource, NullLogger<SidecarSessions>.Instance);
+
+        public static PartitionedSessions Start(TestEnvironment env)
+        {
+            var direct = new NpgsqlConnectionStringBuilder(env.ConnectionString);
+            var proxy = TcpProxy.Start(direct.Host!, direct.Port);
+            return new PartitionedSessions(proxy, NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(env.ConnectionString) { Port = proxy.Port, ApplicationName = "synchro-bridge/" + env.Name }.ConnectionString));
+        }
+
+        /// <summary>Cuts the client side off and lets the session find out: its next command fails.</summary>
+        public async Task CutAsync(SidecarSession session)
+        {
+            proxy.Cut(leaveServerHanging: true);
+            await using var next = new NpgsqlCommand("SELECT 1", session.Connection);
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => next.ExecuteScalarAsync());
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await dataSource.DisposeAsync();
+            await proxy.DisposeAsync();
+        }
     }
 
     private static async Task<int?> LockHolderAsync(TestEnvironment env, string key) =>
