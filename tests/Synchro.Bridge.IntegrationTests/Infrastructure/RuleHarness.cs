@@ -59,6 +59,7 @@ internal sealed class RuleHarness : IAsyncDisposable
         var services = new ServiceCollection()
             .AddSingleton(env.DataSource)
             .AddSingleton(sidecar)
+            .AddSingleton<SidecarSessions>()
             .AddSingleton<PostgresSidecarStore>()
             .AddSingleton<ISidecarStore>(sp => sp.GetRequiredService<PostgresSidecarStore>())
             .AddSingleton<RuleFailures>()
