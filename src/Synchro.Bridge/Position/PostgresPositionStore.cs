@@ -19,9 +19,12 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarSe
 
     public async Task ForgetAsync(string slotName, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"DELETE FROM {tables.WalPosition} WHERE slot_name = $1");
-        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await sessions.RunAsync(async connection =>
+        {
+            await using var command = new NpgsqlCommand($"DELETE FROM {tables.WalPosition} WHERE slot_name = $1", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = slotName });
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }, cancellationToken);
     }
 
     public async Task SaveAsync(string slotName, ulong lsn, CancellationToken cancellationToken)
@@ -55,13 +58,17 @@ public sealed class PostgresPositionStore(NpgsqlDataSource dataSource, SidecarSe
 
     public async Task<long> BeginRunAsync(string source, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            $"""
-            INSERT INTO {tables.Runs} AS r (source, epoch, started_at) VALUES ($1, 1, now())
-            ON CONFLICT (source) DO UPDATE SET epoch = r.epoch + 1, started_at = now()
-            RETURNING epoch
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = source });
-        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return await sessions.RunAsync(async connection =>
+        {
+            await using var command = new NpgsqlCommand(
+                $"""
+                INSERT INTO {tables.Runs} AS r (source, epoch, started_at) VALUES ($1, 1, now())
+                ON CONFLICT (source) DO UPDATE SET epoch = r.epoch + 1, started_at = now()
+                RETURNING epoch
+                """,
+                connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = source });
+            return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        }, cancellationToken);
     }
 }

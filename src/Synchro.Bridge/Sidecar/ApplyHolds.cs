@@ -32,34 +32,41 @@ public interface IApplyHolds
 }
 
 /// <summary>The holds in <c>sync_apply_holds</c>, one row per source.</summary>
-public sealed class PostgresApplyHolds(NpgsqlDataSource dataSource, SidecarTables tables) : IApplyHolds
+public sealed class PostgresApplyHolds(NpgsqlDataSource dataSource, SidecarSessions sessions, SidecarTables tables) : IApplyHolds
 {
     public async Task RecordAsync(string source, ApplyHold hold, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(hold);
-        await using var command = dataSource.CreateCommand(
-            $"""
-            INSERT INTO {tables.ApplyHolds} AS h (source, table_name, batch, part, commit_lsn, error, attempts, since, updated_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-            ON CONFLICT (source) DO UPDATE SET table_name = excluded.table_name, batch = excluded.batch, part = excluded.part,
-              commit_lsn = excluded.commit_lsn, error = excluded.error, attempts = excluded.attempts, since = excluded.since, updated_at = now()
-            """);
-        command.Parameters.Add(new NpgsqlParameter { Value = source });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Table });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Batch });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Part });
-        command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(hold.CommitLsn), NpgsqlDbType = NpgsqlDbType.PgLsn });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Error });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Attempts });
-        command.Parameters.Add(new NpgsqlParameter { Value = hold.Since });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await sessions.RunAsync(async connection =>
+        {
+            await using var command = new NpgsqlCommand(
+                $"""
+                INSERT INTO {tables.ApplyHolds} AS h (source, table_name, batch, part, commit_lsn, error, attempts, since, updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+                ON CONFLICT (source) DO UPDATE SET table_name = excluded.table_name, batch = excluded.batch, part = excluded.part,
+                  commit_lsn = excluded.commit_lsn, error = excluded.error, attempts = excluded.attempts, since = excluded.since, updated_at = now()
+                """,
+                connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = source });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Table });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Batch });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Part });
+            command.Parameters.Add(new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(hold.CommitLsn), NpgsqlDbType = NpgsqlDbType.PgLsn });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Error });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Attempts });
+            command.Parameters.Add(new NpgsqlParameter { Value = hold.Since });
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }, cancellationToken);
     }
 
     public async Task ClearAsync(string source, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"DELETE FROM {tables.ApplyHolds} WHERE source = $1");
-        command.Parameters.Add(new NpgsqlParameter { Value = source });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await sessions.RunAsync(async connection =>
+        {
+            await using var command = new NpgsqlCommand($"DELETE FROM {tables.ApplyHolds} WHERE source = $1", connection);
+            command.Parameters.Add(new NpgsqlParameter { Value = source });
+            return await command.ExecuteNonQueryAsync(cancellationToken);
+        }, cancellationToken);
     }
 
     public async Task<ApplyHold?> ReadAsync(string source, CancellationToken cancellationToken)

@@ -21,6 +21,7 @@ public sealed class SidecarSessionsTests
         await using (var session = await sessions.OpenAsync(CancellationToken.None))
         {
             orphan = session.Connection.ProcessID;
+            await WaitUntilOlderThanTheMarginAsync(env, orphan);
             await using var transaction = await session.Connection.BeginTransactionAsync();
             await using (var take = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", session.Connection) { Parameters = { new() { Value = key } } })
                 await take.ExecuteNonQueryAsync();
@@ -56,6 +57,7 @@ public sealed class SidecarSessionsTests
         await using (var session = await sessions.OpenAsync(CancellationToken.None))
         {
             orphan = session.Connection.ProcessID;
+            await WaitUntilOlderThanTheMarginAsync(env, orphan);
             await using (var rename = new NpgsqlCommand("SET application_name = 'someone-else'", session.Connection))
                 await rename.ExecuteNonQueryAsync();
             await partitioned.CutAsync(session);
@@ -95,6 +97,31 @@ public sealed class SidecarSessionsTests
             await proxy.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task a_session_that_started_after_the_break_is_never_ended_as_if_it_had_the_broken_ones_pid()
+    {
+        // After a restart or a fail-over PostgreSQL may give a broken session's pid to a new session of ours.
+        await using var env = await TestEnvironment.CreateAsync();
+        await using var partitioned = PartitionedSessions.Start(env);
+        var sessions = partitioned.Sessions;
+        var brokeAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        await using var newer = await sessions.OpenAsync(CancellationToken.None);
+        await using (var transaction = await newer.Connection.BeginTransactionAsync())
+        {
+            sessions.Broke(newer.Connection.ProcessID, brokeAt);
+            await using (await sessions.OpenAsync(CancellationToken.None))
+            {
+            }
+
+            await using var alive = new NpgsqlCommand("SELECT 1", newer.Connection);
+            Assert.Equal(1, await alive.ExecuteScalarAsync());
+        }
+    }
+
+    /// <summary>A session born in the last second before a break is not ended (its age cannot be told apart from a newer one's).</summary>
+    private static Task WaitUntilOlderThanTheMarginAsync(TestEnvironment env, int pid) =>
+        Eventually.Until(() => env.ScalarAsync<bool>($"SELECT backend_start < clock_timestamp() - interval '1.5 s' FROM pg_stat_activity WHERE pid = {pid}"), $"session {pid} to be older than the margin");
 
     private static async Task<int?> LockHolderAsync(TestEnvironment env, string key) =>
         await env.ScalarAsync<object>(
