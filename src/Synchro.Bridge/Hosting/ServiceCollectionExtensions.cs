@@ -40,10 +40,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<SynchroOptions>>(new SynchroOptionsValidator(shapeProblems));
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BridgeFailure>();
-        // Every session carries the instance's name, as its replication session does: a session of
-        // ours left behind by a broken connection is told apart from another client's (SidecarSessions).
-        services.AddSingleton(sp => NpgsqlDataSource.Create(
-            new NpgsqlConnectionStringBuilder(Options(sp).Postgres.ConnectionString) { ApplicationName = sp.GetRequiredService<BridgeInstance>().ApplicationName }.ConnectionString));
+        services.AddSingleton(sp => NpgsqlDataSource.Create(SidecarConnectionString(Options(sp).Postgres.ConnectionString, sp.GetRequiredService<BridgeInstance>())));
         services.AddSingleton<SidecarSessions>();
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
         services.AddSingleton<PendingChangelog>();
@@ -132,6 +129,21 @@ public static class ServiceCollectionExtensions
             BusTopology.ConfigureChangeSetPublishing(cfg);
             ConfigureEndpoints(context, cfg);
         });
+    }
+
+    /// <summary>
+    /// The sidecar sessions' connection string. Every session carries the instance's name, as its
+    /// replication session does, so a session of ours that a broken connection left behind is told
+    /// apart from another client's (<see cref="SidecarSessions"/>). And PostgreSQL probes the client's
+    /// side with TCP keepalives after 30 s idle (3 probes, 10 s apart): across a real network partition
+    /// it then ends such a session by itself within about a minute, with its locks, even when the process
+    /// that opened it is gone. Set first, so the same settings in the user's Options win.
+    /// </summary>
+    internal static string SidecarConnectionString(string connectionString, BridgeInstance instance)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = instance.ApplicationName };
+        builder.Options = ("-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 " + builder.Options).Trim();
+        return builder.ConnectionString;
     }
 
     private static SynchroOptions Options(IServiceProvider services) => services.GetRequiredService<IOptions<SynchroOptions>>().Value;

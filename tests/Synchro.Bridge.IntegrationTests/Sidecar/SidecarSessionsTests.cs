@@ -119,6 +119,20 @@ public sealed class SidecarSessionsTests
         }
     }
 
+    [Fact]
+    public async Task the_bridges_sessions_carry_its_name_and_ask_postgres_for_keepalives_without_overriding_the_users_options()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        var user = new NpgsqlConnectionStringBuilder(env.ConnectionString) { Options = "-c tcp_keepalives_count=5" }.ConnectionString;
+        var instance = new BridgeInstance();
+        await using var dataSource = NpgsqlDataSource.Create(Synchro.Bridge.Hosting.ServiceCollectionExtensions.SidecarConnectionString(user, instance));
+        await using var command = dataSource.CreateCommand(
+            "SELECT current_setting('application_name'), current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'), current_setting('tcp_keepalives_count')");
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync());
+        Assert.Equal((instance.ApplicationName, "30", "10", "5"), (reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3)));
+    }
+
     /// <summary>A session born in the last second before a break is not ended (its age cannot be told apart from a newer one's).</summary>
     private static Task WaitUntilOlderThanTheMarginAsync(TestEnvironment env, int pid) =>
         Eventually.Until(() => env.ScalarAsync<bool>($"SELECT backend_start < clock_timestamp() - interval '1.5 s' FROM pg_stat_activity WHERE pid = {pid}"), $"session {pid} to be older than the margin");
