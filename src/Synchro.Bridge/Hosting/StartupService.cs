@@ -24,6 +24,7 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
         var setup = new SourceSetup(dataSource, settings, positions, snapshotJobs);
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
+            SourceSetup.CheckServerVersion(connection);
             await setup.CheckTablesAsync(connection, cancellationToken);
             await setup.IdentifyAsync(connection, source, cancellationToken);
             if (settings.Roles.HasFlag(BridgeRoles.Replication))

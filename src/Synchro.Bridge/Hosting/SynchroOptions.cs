@@ -105,6 +105,12 @@ public sealed class ReplicationOptions
     /// knowingly skip the changes in between. Set it for one start (<c>synchro-bridge run --accept-gap</c>).
     /// </summary>
     public bool AcceptGap { get; set; }
+
+    /// <summary>
+    /// On PostgreSQL 17 and newer, create the slot as a failover slot, which standbys running
+    /// sync_replication_slots keep a copy of: after a promotion the bridge goes on from it. Ignored before 17.
+    /// </summary>
+    public bool Failover { get; set; } = true;
 }
 
 public sealed class BatchingOptions

@@ -158,7 +158,7 @@ internal sealed class ReplicationService(
             SingleWriter = true,
         });
         var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
-        var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource));
+        var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource), settings.Replication.Failover);
         var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
         metrics.Observe(new RunReadings(() => reader.ServerWalEnd, () => reporter.Reported, () => tracker.InFlight, () => tracker.StalledFor));
         var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);

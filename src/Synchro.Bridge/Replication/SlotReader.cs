@@ -10,7 +10,8 @@ namespace Synchro.Bridge.Replication;
 /// Holds the replication connection: streams the slot through the decoder into a bounded channel
 /// (a full channel stops the reading, so memory stays bounded), and sends flush positions back.
 /// </summary>
-internal sealed class SlotReader(string connectionString, string slotName, string publicationName, RelationCatalog catalog) : IAsyncDisposable
+/// <param name="failover">Create the slot as a failover slot where the server supports it (17+).</param>
+internal sealed class SlotReader(string connectionString, string slotName, string publicationName, RelationCatalog catalog, bool failover) : IAsyncDisposable
 {
     private readonly PgOutputDecoder _decoder = new(catalog);
     private LogicalReplicationConnection? _connection;
@@ -89,7 +90,9 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
         var connection = await OpenAsync(cancellationToken);
         try
         {
-            var slot = await connection.CreatePgOutputReplicationSlot(slotName, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.Export, cancellationToken: cancellationToken);
+            var slot = failover && FailoverSlots.Supported(connection.PostgreSqlVersion)
+                ? await FailoverSlots.CreateWithSnapshotAsync(connection, slotName, cancellationToken)
+                : await connection.CreatePgOutputReplicationSlot(slotName, slotSnapshotInitMode: LogicalSlotSnapshotInitMode.Export, cancellationToken: cancellationToken);
             return ((ulong)slot.ConsistentPoint, slot.SnapshotName ?? throw new InvalidOperationException("PostgreSQL exported no snapshot for the new slot."));
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)

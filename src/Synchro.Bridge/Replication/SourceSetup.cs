@@ -30,6 +30,19 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         }
     }
 
+    /// <summary>The oldest PostgreSQL the bridge runs on: pgoutput's <c>binary</c> and <c>messages</c> options came with 14.</summary>
+    public const int OldestServerVersion = 14;
+
+    /// <summary>Refuses a server older than <see cref="OldestServerVersion"/> before anything is created on it.</summary>
+    public static void CheckServerVersion(NpgsqlConnection connection)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var version = connection.PostgreSqlVersion;
+        if (version.Major < OldestServerVersion)
+            throw new StartupCheckException(
+                $"PostgreSQL {version.ToString(2)} at {connection.Host}:{connection.Port} is not supported: the bridge needs PostgreSQL {OldestServerVersion} or newer (pgoutput's binary and messages options; {version.Major} is end-of-life). Upgrade the server (pg_upgrade, or a dump and restore) and start the bridge again.");
+    }
+
     /// <summary>Checks that hold for every role: the database is reachable and every table is usable.</summary>
     public async Task CheckTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
@@ -41,7 +54,8 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
                        c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index,
                        c.relreplident::text,
-                       has_table_privilege(c.oid, 'SELECT')
+                       has_table_privilege(c.oid, 'SELECT'),
+                       CASE WHEN c.relispartition THEN (SELECT r.relnamespace::regnamespace::text || '.' || r.relname FROM pg_partition_ancestors(c.oid) a JOIN pg_class r ON r.oid = a.relid WHERE NOT r.relispartition) END
                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE n.nspname = $1 AND c.relname = $2
                 """, connection);
@@ -53,6 +67,10 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
             var kind = reader.GetChar(0);
             if (kind is not ('r' or 'p'))
                 throw new StartupCheckException($"{table} is not a table (relkind '{kind}'); only tables can be published. Remove it from Synchro:Tables.");
+            // Changes are published under the root (publish_via_partition_root), so a partition has no stream of its own.
+            if (!reader.IsDBNull(5))
+                throw new StartupCheckException(
+                    $"Table {table} is a partition of {reader.GetString(5)}: partitioned tables are published through their root, whose rule places every partition's rows. Put {reader.GetString(5)} in Synchro:Tables instead of {table}.");
             var identity = reader.GetString(3);
             if (identity == "n")
                 throw new StartupCheckException(
@@ -111,7 +129,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
         {
             throw new StartupCheckException(
-                $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables, or connect as the owner.", e);
+                $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables WITH (publish_via_partition_root = true), or connect as the owner.", e);
         }
 
         await EnsureSlotAsync(connection, slotStart, cancellationToken);
@@ -121,21 +139,34 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     private async Task AlignPublicationAsync(NpgsqlConnection connection, Func<IReadOnlyList<TableName>, Task> addingToExisting, CancellationToken cancellationToken)
     {
         var publication = options.Replication.PublicationName;
-        var wanted = options.Tables.Select(t => TableName.Parse(t.Name)).ToHashSet();
+        var name = TableName.QuoteIdentifier(publication);
+        var configured = options.Tables.Select(t => TableName.Parse(t.Name)).ToList();
+        var wanted = configured.ToHashSet();
         var tableList = string.Join(", ", wanted.Select(t => t.Quoted));
 
-        await using var lookup = new NpgsqlCommand("SELECT puballtables FROM pg_publication WHERE pubname = $1", connection);
+        await using var lookup = new NpgsqlCommand("SELECT puballtables, pubviaroot FROM pg_publication WHERE pubname = $1", connection);
         lookup.Parameters.Add(new NpgsqlParameter { Value = publication });
-        var allTables = await lookup.ExecuteScalarAsync(cancellationToken);
+        bool? allTables = null, viaRoot = null;
+        await using (var reader = await lookup.ExecuteReaderAsync(cancellationToken))
+        {
+            if (await reader.ReadAsync(cancellationToken))
+                (allTables, viaRoot) = (reader.GetBoolean(0), reader.GetBoolean(1));
+        }
+
         if (allTables is null)
         {
-            await ExecuteAsync(connection, $"CREATE PUBLICATION {TableName.QuoteIdentifier(publication)} FOR TABLE {tableList}", cancellationToken);
+            // Through the root: a partitioned table's changes carry its own name and its rule, whichever partition holds the row.
+            await ExecuteAsync(connection, $"CREATE PUBLICATION {name} FOR TABLE {tableList} WITH (publish_via_partition_root = true)", cancellationToken);
             return;
         }
 
         if (allTables is true)
             throw new StartupCheckException(
                 $"Publication '{publication}' publishes ALL TABLES; the bridge manages its own publication of exactly Synchro:Tables. Drop it or choose another Synchro:Replication:PublicationName.");
+
+        // Without it, pg_publication_tables lists partitions instead of their root: set it before comparing.
+        if (viaRoot is false && await AnyPartitionedAsync(connection, configured, cancellationToken))
+            await ExecuteAsync(connection, $"ALTER PUBLICATION {name} SET (publish_via_partition_root = true)", cancellationToken);
 
         var published = new HashSet<TableName>();
         await using (var current = new NpgsqlCommand("SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1", connection))
@@ -146,10 +177,29 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 published.Add(new TableName(reader.GetString(0), reader.GetString(1)));
         }
 
-        if (published.SetEquals(wanted))
-            return;
-        await addingToExisting(options.Tables.Select(t => TableName.Parse(t.Name)).Where(t => !published.Contains(t)).ToList());
-        await ExecuteAsync(connection, $"ALTER PUBLICATION {TableName.QuoteIdentifier(publication)} SET TABLE {tableList}", cancellationToken);
+        if (!published.SetEquals(wanted))
+        {
+            await addingToExisting(configured.Where(t => !published.Contains(t)).ToList());
+            await ExecuteAsync(connection, $"ALTER PUBLICATION {name} SET TABLE {tableList}", cancellationToken);
+        }
+
+        // A publication its owner created may narrow what it sends: refused, never streamed with gaps.
+        var problems = await PublicationShape.ProblemsAsync(connection, publication, configured, cancellationToken);
+        if (problems.Count > 0)
+            throw new StartupCheckException("Not started: " + string.Join("; ", problems) + ".");
+    }
+
+    private static async Task<bool> AnyPartitionedAsync(NpgsqlConnection connection, IReadOnlyList<TableName> tables, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[]) AS t(schema, name)
+                           JOIN pg_namespace n ON n.nspname = t.schema JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.name
+                           WHERE c.relkind = 'p')
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Schema).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = tables.Select(t => t.Name).ToArray() });
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>
@@ -207,10 +257,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (options.Snapshot.Mode == SnapshotMode.Initial)
             return; // the slot reader creates it, exporting the snapshot its initial snapshot reads
 
-        await using var create = new NpgsqlCommand("SELECT lsn::text FROM pg_create_logical_replication_slot($1, $2)", connection);
-        create.Parameters.Add(new NpgsqlParameter { Value = slot });
-        create.Parameters.Add(new NpgsqlParameter { Value = OutputPlugin });
-        var created = Lsn.Parse((string)(await create.ExecuteScalarAsync(cancellationToken))!);
+        var created = Lsn.Parse(await FailoverSlots.CreateAsync(connection, slot, options.Replication.Failover, cancellationToken));
         if (stored is not null)
             await positions.SaveAsync(slot, created, cancellationToken); // the accepted gap: start afresh from the new slot
     }

@@ -8,6 +8,7 @@ public sealed class EndToEndTests
 {
     private const string TodosTable = "CREATE TABLE todos (id bigint PRIMARY KEY, user_id bigint, title text NOT NULL)";
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task insert_move_to_another_owner_and_delete_write_exactly_the_expected_changelog_and_edges()
     {

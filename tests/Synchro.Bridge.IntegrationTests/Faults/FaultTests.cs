@@ -16,6 +16,7 @@ public sealed class FaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan CatchUp = TimeSpan.FromMinutes(3);
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task bridge_killed_at_random_moments_loses_nothing_applies_nothing_twice_and_moves_the_slot_within_10_s()
     {

@@ -19,6 +19,10 @@ public sealed class PublicationDriftTests
             "the publication changed under the bridge: table public.lists was taken out of publication '{db}' by hand, so its changes since then are not in the stream; restart the bridge (it publishes the table again and backfills its rows), or add it back and run synchro-bridge backfill public.lists." },
         { "a table added to the publication by hand", "ALTER PUBLICATION \"{db}\" ADD TABLE notes",
             "the publication changed under the bridge: publication '{db}' publishes public.notes, which is not in Synchro:Tables (added by hand), so its changes hold the bucket consumer; run ALTER PUBLICATION \"{db}\" DROP TABLE \"public\".\"notes\", or add it to Synchro:Tables, and restart." },
+        { "a publication narrowed to inserts and updates by hand", "ALTER PUBLICATION \"{db}\" SET (publish = 'insert, update')",
+            "the publication changed under the bridge: publication '{db}' does not publish delete, truncate, so those changes never reach the bridge; run ALTER PUBLICATION \"{db}\" SET (publish = 'insert, update, delete, truncate')." },
+        { "a row filter set by hand", "ALTER PUBLICATION \"{db}\" SET TABLE todos WHERE (user_id > 0), lists",
+            "the publication changed under the bridge: publication '{db}' publishes public.todos with a row filter (WHERE), so rows or columns are left out of the stream; publish whole tables: ALTER PUBLICATION \"{db}\" SET TABLE \"public\".\"todos\", \"public\".\"lists\"." },
     };
 
     [Theory]

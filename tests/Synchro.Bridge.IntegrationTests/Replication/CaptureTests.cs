@@ -40,6 +40,7 @@ public sealed class CaptureTests
         Assert.Equal(["todos|1|user:9", "todos|2|user:7", "todos|3|user:8"], await env.EdgesAsync());
     }
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task a_large_value_left_unchanged_by_an_update_is_never_emitted_and_the_checksum_sees_the_full_row()
     {
@@ -69,6 +70,7 @@ public sealed class CaptureTests
         Assert.Equal(["user:7|docs|1|1"], await env.ChangelogAsync());
     }
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task truncate_is_published_and_removes_every_record_from_every_bucket()
     {
@@ -91,6 +93,7 @@ public sealed class CaptureTests
         Assert.Equal([V2.ChangeOperation.Insert, V2.ChangeOperation.Insert, V2.ChangeOperation.Insert, V2.ChangeOperation.Truncate, V2.ChangeOperation.Insert], subscriber.Changes.Select(c => c.Operation));
     }
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task logical_decoding_messages_are_published_and_an_aborted_transactions_are_not()
     {

@@ -61,6 +61,7 @@ public sealed class UnchangedToastTests
             await Eventually.Until(env.ChangelogAsync, rows => rows.Count == 2, "both applied"));
     }
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task a_key_change_arrives_as_one_update_naming_the_old_identity_with_a_complete_new_row()
     {

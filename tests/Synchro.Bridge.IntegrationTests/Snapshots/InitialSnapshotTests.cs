@@ -9,6 +9,7 @@ public sealed class InitialSnapshotTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(4);
 
+    [Trait("Versions", "all")]
     [Fact]
     public async Task an_initial_snapshot_of_200_000_rows_under_concurrent_writers_leaves_the_sidecar_tables_of_the_oracle()
     {
