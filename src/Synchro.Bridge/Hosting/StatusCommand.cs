@@ -7,6 +7,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sidecar;
 using Synchro.Bridge.Sources;
 
@@ -27,7 +28,7 @@ internal static class StatusCommand
     public static Command Build(Option<FileInfo?> configOption)
     {
         var jsonOption = new Option<bool>("--json") { Description = "Print the status as one JSON document (for scripts)." };
-        var status = new Command("status", "Show the slot (lag, retained WAL, wal_status), held change sets, rule failures, snapshots, queues and the running bridge's health; exit 1 unless the slot streams and the bridge is ready.")
+        var status = new Command("status", "Show the slot (lag, retained WAL, wal_status, fail-over readiness), held change sets, rule failures, snapshots, queues and the running bridge's health; exit 1 unless the slot streams and the bridge is ready.")
         {
             configOption,
             jsonOption,
@@ -68,12 +69,12 @@ internal static class StatusCommand
         var database = Task.Run(() => ReadDatabaseAsync(services.GetRequiredService<NpgsqlDataSource>(), services.GetRequiredService<SidecarTables>(), settings, source, cancellationToken), cancellationToken);
         var queues = Task.Run(() => ReadQueuesAsync(settings, source, cancellationToken), cancellationToken);
         var bridge = Task.Run(() => ReadBridgeAsync(settings, cancellationToken), cancellationToken);
-        var (slot, apply, snapshots, databaseError) = await database;
+        var (slot, apply, snapshots, failover, databaseError) = await database;
         var (queueList, queueError) = await queues;
-        return new StatusReport(source, slot, apply, snapshots, databaseError, queueList, queueError, await bridge);
+        return new StatusReport(source, slot, apply, snapshots, failover, databaseError, queueList, queueError, await bridge);
     }
 
-    private static async Task<(SlotStatus?, ApplyState?, IReadOnlyList<SnapshotStatus>, string?)> ReadDatabaseAsync(
+    private static async Task<(SlotStatus?, ApplyState?, IReadOnlyList<SnapshotStatus>, FailoverStatus?, string?)> ReadDatabaseAsync(
         NpgsqlDataSource dataSource, SidecarTables tables, SynchroOptions settings, string source, CancellationToken cancellationToken)
     {
         try
@@ -82,16 +83,17 @@ internal static class StatusCommand
             deadline.CancelAfter(Timeout);
             await using var connection = await dataSource.OpenConnectionAsync(deadline.Token);
             var slot = await ReadSlotAsync(connection, settings.Replication.SlotName, deadline.Token);
+            var failover = await FailoverReadiness.ReadAsync(connection, settings.Postgres.ConnectionString, settings.Replication.SlotName, deadline.Token);
             // The sidecar tables may not exist yet (a bridge that never started): then nothing is held or failing.
             var sidecar = await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
                 deadline.Token, tables.ApplyHolds, tables.RuleFailures, tables.Snapshots);
             if (!sidecar)
-                return (slot, new ApplyState(null, 0), [], null);
-            return (slot, await ReadApplyAsync(connection, tables, source, deadline.Token), await ReadSnapshotsAsync(connection, tables, source, deadline.Token), null);
+                return (slot, new ApplyState(null, 0), [], failover, null);
+            return (slot, await ReadApplyAsync(connection, tables, source, deadline.Token), await ReadSnapshotsAsync(connection, tables, source, deadline.Token), failover, null);
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException && !cancellationToken.IsCancellationRequested)
         {
-            return (null, null, [], $"cannot read PostgreSQL: {e.Message}");
+            return (null, null, [], null, $"cannot read PostgreSQL: {e.Message}");
         }
     }
 
@@ -237,6 +239,17 @@ internal static class StatusCommand
             text.AppendLine(CultureInfo.InvariantCulture, $"  retained    {Bytes(slot.RetainedWalBytes)} of WAL{(slot.SafeWalSizeBytes is { } safe ? $", {Bytes(safe)} more before max_slot_wal_keep_size invalidates the slot" : "")}");
         }
 
+        if (report.Failover is { } failover)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"fail-over     {failover.Verdict}");
+            foreach (var standby in failover.Standbys)
+            {
+                text.AppendLine(standby.Error is { } unreachable
+                    ? $"  standby     {standby.Host}: {unreachable}"
+                    : $"  standby     {standby.Host}: {(standby.InRecovery == true ? "in recovery" : "not in recovery")}, slot {(standby.SlotSynced == true ? "synchronized" : "not synchronized")}, sync_replication_slots {standby.SyncReplicationSlots ?? "(none)"}, hot_standby_feedback {standby.HotStandbyFeedback}");
+            }
+        }
+
         if (report.Apply is { } apply)
         {
             text.AppendLine(CultureInfo.InvariantCulture, $"apply         {(apply.Held is { } held ? $"HOLDING batch {held.Batch} part {held.Part} ({held.Table}, commit LSN {held.CommitLsn}) since {held.Since:u} after {held.Attempts} attempts: {held.Error}" : "nothing held")}");
@@ -276,7 +289,7 @@ internal static class StatusCommand
 
 /// <summary>What <c>synchro-bridge status --json</c> prints (snake_case).</summary>
 internal sealed record StatusReport(
-    string Source, SlotStatus? Slot, ApplyState? Apply, IReadOnlyList<SnapshotStatus> Snapshots, string? DatabaseError,
+    string Source, SlotStatus? Slot, ApplyState? Apply, IReadOnlyList<SnapshotStatus> Snapshots, FailoverStatus? Failover, string? DatabaseError,
     IReadOnlyList<QueueStatus> Queues, string? QueueError, BridgeStatus Bridge);
 
 /// <param name="LagBytes">Current WAL LSN minus the slot's confirmed flush LSN.</param>

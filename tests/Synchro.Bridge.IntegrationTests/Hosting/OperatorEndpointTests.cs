@@ -177,6 +177,11 @@ public sealed class StatusCommandTests
         Assert.Equal((queue, true, 1L), (runningQueue.GetProperty("name").GetString(), runningQueue.GetProperty("exists").GetBoolean(), runningQueue.GetProperty("consumers").GetInt64()));
         Assert.Equal("Healthy", running.GetProperty("bridge").GetProperty("ready").GetString());
         Assert.Contains("masstransit-bus", running.GetProperty("bridge").GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()));
+        // One server, no standby: before 17 the slot cannot fail over at all; from 17 nobody can tell where it is synchronized.
+        var major = await env.ScalarAsync<int>("SELECT current_setting('server_version_num')::int / 10000");
+        Assert.StartsWith(
+            major < 17 ? $"not protected: PostgreSQL {major} does not copy logical slots to standbys" : "cannot tell: the connection string names no standby",
+            running.GetProperty("failover").GetProperty("verdict").GetString(), StringComparison.Ordinal);
 
         await host.StopAsync();
         var (stoppedExit, stopped) = await Eventually.Until(
