@@ -19,14 +19,16 @@ internal sealed class TodoChangesConsumer(NpgsqlDataSource database, ILogger<Tod
         var cancellationToken = context.CancellationToken;
         await using var transaction = await TodoTransaction.BeginAsync(database, cancellationToken);
         var key = set.CheckpointKey();
-        // The bridge delivers at least once: after its restart, sets (or their first changes) come again.
-        var changes = set.ChangesAfter(await transaction.CheckpointAsync(key, cancellationToken)).ToList();
+        // The bridge delivers at least once: after its restart, sets (or their first changes) come again;
+        // after a restore or a promotion the source's generation tells which positions still count.
+        var generation = ChangeGeneration.Of(context);
+        var changes = set.ChangesAfter(generation, await transaction.CheckpointAsync(key, cancellationToken)).ToList();
         if (changes.Count == 0)
             return; // all applied already; storing this older position would move the checkpoint back
 
         foreach (var change in changes)
             await ApplyAsync(transaction, change, cancellationToken);
-        await transaction.SaveCheckpointAsync(key, set.LastPosition(), cancellationToken);
+        await transaction.SaveCheckpointAsync(key, set.LastCheckpoint(generation), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         Log.Applied(logger, changes.Count, set.Changes.Count, key, set.LastPosition());
     }

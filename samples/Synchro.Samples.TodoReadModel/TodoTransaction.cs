@@ -1,6 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Contracts;
+using Synchro.Subscriptions;
 
 namespace Synchro.Samples.TodoReadModel;
 
@@ -31,6 +32,8 @@ internal sealed class TodoTransaction : IAsyncDisposable
                 deleted_at timestamptz, updated_at timestamptz NOT NULL);
             -- Per source table (source.schema.table): the position of the last change applied.
             CREATE TABLE IF NOT EXISTS read_model_checkpoints (key text PRIMARY KEY, commit_lsn pg_lsn NOT NULL, change_index integer NOT NULL);
+            -- Positions compare only within one generation of the source (a restore or a promotion starts a new one).
+            ALTER TABLE read_model_checkpoints ADD COLUMN IF NOT EXISTS generation bigint NOT NULL DEFAULT 0;
             """ + (reset ? "TRUNCATE todo_read_model, read_model_checkpoints;" : ""));
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -49,23 +52,23 @@ internal sealed class TodoTransaction : IAsyncDisposable
         }
     }
 
-    /// <summary>The position of the last change applied from <paramref name="key"/>; null before the first.</summary>
-    public async Task<ChangePosition?> CheckpointAsync(string key, CancellationToken cancellationToken)
+    /// <summary>The generation and position of the last change applied from <paramref name="key"/>; null before the first.</summary>
+    public async Task<Checkpoint?> CheckpointAsync(string key, CancellationToken cancellationToken)
     {
-        await using var command = Command("SELECT commit_lsn, change_index FROM read_model_checkpoints WHERE key = $1", [key]);
+        await using var command = Command("SELECT generation, commit_lsn, change_index FROM read_model_checkpoints WHERE key = $1", [key]);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken)
-            ? new ChangePosition(new Lsn((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(0)), reader.GetInt32(1))
+            ? new Checkpoint(reader.GetInt64(0), new ChangePosition(new Lsn((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1)), reader.GetInt32(2)))
             : null;
     }
 
-    public Task SaveCheckpointAsync(string key, ChangePosition position, CancellationToken cancellationToken) =>
+    public Task SaveCheckpointAsync(string key, Checkpoint checkpoint, CancellationToken cancellationToken) =>
         ExecuteAsync(
             """
-            INSERT INTO read_model_checkpoints (key, commit_lsn, change_index) VALUES ($1, $2, $3)
-            ON CONFLICT (key) DO UPDATE SET commit_lsn = excluded.commit_lsn, change_index = excluded.change_index
+            INSERT INTO read_model_checkpoints (key, generation, commit_lsn, change_index) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (key) DO UPDATE SET generation = excluded.generation, commit_lsn = excluded.commit_lsn, change_index = excluded.change_index
             """,
-            [key, new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(position.CommitLsn.Value), NpgsqlDbType = NpgsqlDbType.PgLsn }, position.ChangeIndex], cancellationToken);
+            [key, checkpoint.Generation, new NpgsqlParameter { Value = new NpgsqlLogSequenceNumber(checkpoint.Position.CommitLsn.Value), NpgsqlDbType = NpgsqlDbType.PgLsn }, checkpoint.Position.ChangeIndex], cancellationToken);
 
     public async Task<Todo?> FindAsync(long id, CancellationToken cancellationToken)
     {

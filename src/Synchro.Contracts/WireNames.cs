@@ -28,6 +28,19 @@ public static class WireNames
     public const string OriginHeader = "Synchro-Origin";
 
     /// <summary>
+    /// Header on every message: the source's generation, a number that grows when the source's LSNs
+    /// start a new history (a restore into a new cluster, a promoted standby). Positions are
+    /// comparable only within one generation.
+    /// </summary>
+    public const string GenerationHeader = "Synchro-Generation";
+
+    /// <summary>
+    /// Header on every message: where the generation's history leaves the previous one's, as an LSN
+    /// (<c>0/0</c>: nothing shared). A checkpoint of an earlier generation past it is void.
+    /// </summary>
+    public const string GenerationStartHeader = "Synchro-Generation-Start";
+
+    /// <summary>
     /// The routing key of a table's change sets: <c>source.schema.table</c>, the source's name (no
     /// dots) and the table as PostgreSQL names it. Bind <c>*.public.orders</c> for one table of every
     /// source, <c>app-synchro_slot.#</c> for every table of one source.

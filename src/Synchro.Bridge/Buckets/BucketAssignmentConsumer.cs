@@ -44,6 +44,13 @@ public sealed class BucketAssignmentConsumer(
 
         if (context.Headers.Get<string>(Synchro.Contracts.WireNames.OriginHeader) is { } origin && source.HasOrigin && origin != source.Origin)
         {
+            if (batch.Generation < source.Generation)
+            {
+                // Read from the cluster this source was restored from: superseded, the new generation reads its own.
+                BucketsLog.Superseded(logger, batch.RunEpoch, batch.BatchSequence);
+                return;
+            }
+
             // Another database publishes under our name. Applying it would write its rows into our
             // tables; skipping it loses nothing, as its own bridge never gets a confirmation for it.
             status.ForeignSeen(new ForeignSource(origin, time.GetUtcNow()));

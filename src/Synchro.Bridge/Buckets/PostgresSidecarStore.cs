@@ -26,8 +26,9 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         var connection = session.Connection;
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var (latestEpoch, applied, pendingRows, openFailures) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
-        if (batch.RunEpoch < latestEpoch)
+        var (latestGeneration, latestEpoch, applied, pendingRows, openFailures) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
+        // A batch of an older generation comes from a history the source left (a restore, a promotion): its epochs count no more.
+        if ((batch.Generation, batch.RunEpoch).CompareTo((latestGeneration, latestEpoch)) < 0)
             return new ApplyOutcome { Superseded = true };
         var partitionApplied = applied.Of(layout, batch.Partition);
         if (batch.PreviousCommitLsn != 0 && partitionApplied is { } through && through < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
@@ -102,7 +103,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
     /// whether changelog rows of the source still wait in sync_changelog_pending, and whether any rule
     /// failure is open (a change that applies supersedes its record's earlier failures).
     /// </summary>
-    private async Task<(long Epoch, AppliedPositions Applied, bool PendingRows, bool OpenFailures)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
+    private async Task<(long Generation, long Epoch, AppliedPositions Applied, bool PendingRows, bool OpenFailures)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
@@ -111,7 +112,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
                 SegmentWriter.Command(SidecarTables.AbandonedTransactionTimeout),
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock_shared(hashtext($1))", "synchro:apply:" + source),
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", $"synchro:apply:{source}:{partition}"),
-                SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx FROM {tables.Runs} WHERE source = $1", source),
+                SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx, generation FROM {tables.Runs} WHERE source = $1", source),
                 SegmentWriter.Command($"SELECT layout, partition, applied_commit_lsn, applied_change_idx FROM {tables.ApplyPartitions} WHERE source = $1", source),
                 SegmentWriter.Command(
                     $"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL)",
@@ -122,11 +123,12 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         await using var reader = await batch.ExecuteReaderAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
         await reader.NextResultAsync(cancellationToken);
-        long epoch = 0;
+        long epoch = 0, generation = 0;
         var positions = new Dictionary<ApplyLayout, IReadOnlyDictionary<int, ChangePosition>>();
         if (await reader.ReadAsync(cancellationToken))
         {
             epoch = reader.GetInt64(0);
+            generation = reader.GetInt64(3);
             if (!reader.IsDBNull(1))
                 positions[ApplyLayout.OnePartition] = new Dictionary<int, ChangePosition> { [0] = ChangePositions.At((ulong)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1), reader.GetInt32(2)) };
         }
@@ -142,7 +144,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
 
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (epoch, new AppliedPositions(positions), reader.GetBoolean(0), reader.GetBoolean(1));
+        return (generation, epoch, new AppliedPositions(positions), reader.GetBoolean(0), reader.GetBoolean(1));
     }
 
     /// <summary>

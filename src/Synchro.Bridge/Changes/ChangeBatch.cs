@@ -23,6 +23,9 @@ public sealed record ChangeBatch(string Source, Guid RunId, long BatchSequence, 
     /// <summary>The run's epoch (see <see cref="ChangeSet.RunEpoch"/>): a batch of an older run than the latest is superseded.</summary>
     public long RunEpoch { get; init; }
 
+    /// <summary>The source's generation when the batch was read: a batch of an older generation than the latest is superseded whatever its epoch.</summary>
+    public long Generation { get; init; }
+
     /// <summary>
     /// Commit LSN of the last change of the part published before this one in the run; 0 for the run's
     /// first part. A consumer that has not applied that change has missed a part and must not apply

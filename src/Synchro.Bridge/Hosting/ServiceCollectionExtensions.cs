@@ -44,6 +44,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<SidecarSessions>();
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
         services.AddSingleton<PendingChangelog>();
+        services.AddSingleton<SourceGenerations>();
         services.AddSingleton<BucketRules>();
         services.AddSingleton<PostgresSidecarStore>();
         services.TryAddSingleton<ISidecarStore>(sp => sp.GetRequiredService<PostgresSidecarStore>());

@@ -30,16 +30,22 @@ internal sealed class ChangeSetPublisher(IBus publishEndpoint, SourceIdentity so
     public async Task PublishMessagesAsync(OutgoingBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        var origin = source.Origin;
         foreach (var message in batch.Messages)
-            await publishEndpoint.Publish(message, context => context.Headers.Set(Contracts.WireNames.OriginHeader, origin), cancellationToken);
+            await publishEndpoint.Publish(message, context => SetSourceHeaders(context), cancellationToken);
     }
 
     private async Task PublishInOrderAsync(IEnumerable<ChangeSet> sets, CancellationToken cancellationToken)
     {
-        var origin = source.Origin;
         foreach (var set in sets.SelectMany(SubscriberContract.From))
-            await publishEndpoint.Publish(set, context => context.Headers.Set(Contracts.WireNames.OriginHeader, origin), cancellationToken);
+            await publishEndpoint.Publish(set, context => SetSourceHeaders(context), cancellationToken);
+    }
+
+    /// <summary>Who the message comes from, and in which generation of the source's history.</summary>
+    private void SetSourceHeaders(PublishContext context)
+    {
+        context.Headers.Set(Contracts.WireNames.OriginHeader, source.Origin);
+        context.Headers.Set(Contracts.WireNames.GenerationHeader, source.Generation);
+        context.Headers.Set(Contracts.WireNames.GenerationStartHeader, new Contracts.Lsn(source.GenerationStart).ToString());
     }
 
     private async Task PublishPartitionAsync(IEnumerable<ChangeBatch> parts, CancellationToken cancellationToken)

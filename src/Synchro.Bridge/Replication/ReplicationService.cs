@@ -30,6 +30,7 @@ internal sealed class ReplicationService(
     IPositionStore positionStore,
     IApplyHolds holds,
     PendingChangelog pendingChangelog,
+    SourceGenerations generations,
     NpgsqlDataSource dataSource,
     SnapshotJobs snapshotJobs,
     BucketRules rules,
@@ -168,6 +169,14 @@ internal sealed class ReplicationService(
 
         using var runCancellation = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var token = runCancellation.Token;
+
+        // Before anything is read: LSNs that went backwards (a restore, a promoted standby) start a new generation.
+        var server = await reader.IdentifyAsync(token);
+        var (generation, newBecause) = await generations.EnterAsync(
+            source.Name, settings.Replication.SlotName, tables, server, (ancestor, ct) => reader.SwitchPointAsync(server.Timeline, ancestor, ct), token);
+        source.SetGeneration(generation.Number, generation.Start);
+        if (newBecause is not null)
+            ReplicationLog.NewGeneration(logger, source.Name, generation.Number, new Contracts.Lsn(generation.Start), newBecause);
 
         // A new slot starts with the initial snapshot: its rows go out before the slot's first change.
         (ulong ConsistentPoint, string SnapshotName)? exported = null;
@@ -415,7 +424,7 @@ internal sealed class ReplicationService(
             batch = batch with
             {
                 Parts = batch.Parts.Select(p => p with { RunEpoch = epoch.Value }).ToList(),
-                BucketParts = batch.BucketParts.Select(p => p with { RunEpoch = epoch.Value }).ToList(),
+                BucketParts = batch.BucketParts.Select(p => p with { RunEpoch = epoch.Value, Generation = source.Generation }).ToList(),
             };
         }
 
@@ -456,6 +465,9 @@ internal sealed class ReplicationService(
 
 internal static partial class ReplicationLog
 {
+    [LoggerMessage(EventId = 1030, Level = LogLevel.Warning, Message = "Source {Source} starts generation {Generation} at {Start}: {Because}. Stored positions past {Start} were cut back to it; subscribers are told by the Synchro-Generation headers")]
+    public static partial void NewGeneration(ILogger logger, string source, long generation, Contracts.Lsn start, string because);
+
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Streaming slot {Slot} (run {RunId})")]
     public static partial void Started(ILogger logger, string slot, Guid runId);
 

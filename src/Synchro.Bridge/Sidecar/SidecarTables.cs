@@ -149,6 +149,11 @@ public sealed class SidecarTables
         -- The last change the bucket consumer applied for the source: everything up to it is a replay.
         {EnsureColumn(Runs, "applied_commit_lsn", "pg_lsn")}
         {EnsureColumn(Runs, "applied_change_idx", "integer")}
+        -- The source's generation: which PostgreSQL cluster and timeline its LSNs come from (see SourceGenerations).
+        {EnsureColumn(Runs, "generation", "bigint NOT NULL DEFAULT 0")}
+        {EnsureColumn(Runs, "system_identifier", "text")}
+        {EnsureColumn(Runs, "timeline", "bigint")}
+        {EnsureColumn(Runs, "generation_start_lsn", "pg_lsn")}
 
         CREATE TABLE IF NOT EXISTS {ApplyHolds} (
             source      text        PRIMARY KEY,

@@ -24,6 +24,21 @@ public sealed class SourceIdentity
 
     public void SetOrigin(string systemIdentifier, string database, string slot) => _origin = $"{systemIdentifier}/{database}/{slot}";
 
+    private long _generation;
+    private ulong _generationStart;
+
+    /// <summary>The source's generation (see <c>SourceGenerations</c>), set by the slot reader at the start of every run.</summary>
+    public long Generation => Interlocked.Read(ref _generation);
+
+    /// <summary>Where the generation's history leaves the previous one's (0: nothing shared).</summary>
+    public ulong GenerationStart => Interlocked.Read(ref _generationStart);
+
+    public void SetGeneration(long number, ulong start)
+    {
+        Interlocked.Exchange(ref _generationStart, start);
+        Interlocked.Exchange(ref _generation, number);
+    }
+
     /// <summary>The configured name, or <c>database-slot</c> made of the characters a routing-key word and a queue name accept.</summary>
     public static string NameFrom(string? configured, string database, string slot)
     {

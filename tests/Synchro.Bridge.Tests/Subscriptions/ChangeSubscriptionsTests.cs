@@ -36,4 +36,24 @@ public sealed class ChangeSubscriptionsTests
         Assert.Empty(set.ChangesAfter(set.LastPosition()));
         Assert.Equal("app-slot.public.orders", set.CheckpointKey());
     }
+
+    [Fact]
+    public void a_new_generation_resumes_after_its_start_and_an_older_generations_sets_apply_nothing()
+    {
+        static Change At(ulong lsn, int index) => new(new Lsn(lsn), index, 1, DateTimeOffset.UnixEpoch, ChangeOperation.Delete, "1", null, null);
+        var set = new ChangeSet("app-slot", "public", "orders", [], [At(10, 0), At(30, 0), At(40, 0)]);
+        var applied = new Checkpoint(0, new ChangePosition(new Lsn(35), 0));
+
+        // Same generation: positions compare as always.
+        Assert.Equal([40UL], set.ChangesAfter(new ChangeGeneration(0, default), applied).Select(c => c.CommitLsn.Value));
+        // A promotion forked history at 20: what was applied past it (up to 35) is gone, so 30 and 40 are new.
+        Assert.Equal([30UL, 40UL], set.ChangesAfter(new ChangeGeneration(1, new Lsn(20)), applied).Select(c => c.CommitLsn.Value));
+        // A fork after the checkpoint changes nothing.
+        Assert.Equal([40UL], set.ChangesAfter(new ChangeGeneration(1, new Lsn(50)), applied).Select(c => c.CommitLsn.Value));
+        // A new cluster shares nothing: every change is new, however low its LSN.
+        Assert.Equal(3, set.ChangesAfter(new ChangeGeneration(2, default), applied).Count());
+        // A set queued before the checkpoint's generation began belongs to a history that is gone.
+        Assert.Empty(set.ChangesAfter(new ChangeGeneration(0, default), new Checkpoint(1, new ChangePosition(new Lsn(5), 0))));
+        Assert.Equal(new Checkpoint(1, new ChangePosition(new Lsn(40), 0)), set.LastCheckpoint(new ChangeGeneration(1, new Lsn(20))));
+    }
 }
