@@ -9,9 +9,13 @@ namespace Synchro.Bridge.Position;
 /// the server's keepalive position, so writes to unpublished tables do not pin WAL. Before either,
 /// changelog rows that apply partitions left pending up to that LSN enter sync_changelog.
 /// </summary>
-internal sealed class PositionReporter(IPositionStore store, Func<ulong, CancellationToken, Task> beforeAcknowledging, string slotName, TimeSpan idleInterval, TimeProvider time, ActiveRun activeRun, ILogger logger)
+/// <param name="standbysCaughtUp">Whether the standbys that copy the slot have the sidecar writes stored so far (see <see cref="StandbyFlush"/>).</param>
+internal sealed class PositionReporter(IPositionStore store, Func<ulong, CancellationToken, Task> beforeAcknowledging, Func<CancellationToken, Task<bool>> standbysCaughtUp, string slotName, TimeSpan idleInterval, TimeProvider time, ActiveRun activeRun, ILogger logger)
 {
     private ulong _reported;
+
+    // Stored, but not yet told to the slot: a standby that copies the slot was behind.
+    private ulong _waitingForStandby;
 
     /// <summary>The LSN last acknowledged to PostgreSQL in this run (0 before the first).</summary>
     public ulong Reported => Interlocked.Read(ref _reported);
@@ -21,6 +25,8 @@ internal sealed class PositionReporter(IPositionStore store, Func<ulong, Cancell
         (long MessagesSeen, ulong Lsn)? idleCandidate = null;
         while (!cancellationToken.IsCancellationRequested)
         {
+            if (_waitingForStandby > _reported)
+                await ReportAsync(reader, _waitingForStandby, cancellationToken);
             if (await WaitForAckAsync(tracker, cancellationToken))
             {
                 ulong lsn = 0;
@@ -67,6 +73,14 @@ internal sealed class PositionReporter(IPositionStore store, Func<ulong, Cancell
             return;
         await beforeAcknowledging(lsn, cancellationToken);
         await store.SaveAsync(slotName, lsn, cancellationToken);
+        if (!await standbysCaughtUp(cancellationToken))
+        {
+            if (_waitingForStandby <= _reported)
+                PositionLog.StandbyBehind(logger, slotName, new Contracts.Lsn(lsn));
+            _waitingForStandby = lsn;
+            return;
+        }
+
         await reader.ReportFlushedAsync(lsn, cancellationToken);
         Interlocked.Exchange(ref _reported, lsn);
         activeRun.Progressed();
@@ -78,4 +92,7 @@ internal static partial class PositionLog
 {
     [LoggerMessage(EventId = 3001, Level = LogLevel.Debug, Message = "Slot {Slot} acknowledged up to {Lsn}")]
     public static partial void Acknowledged(ILogger logger, string slot, Contracts.Lsn lsn);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information, Message = "Slot {Slot} is told {Lsn} once the standbys in synchronized_standby_slots have flushed the sidecar writes behind it")]
+    public static partial void StandbyBehind(ILogger logger, string slot, Contracts.Lsn lsn);
 }

@@ -54,7 +54,7 @@ internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables 
             {
                 number++;
                 start = cut;
-                await CutBackAsync(connection, source, slot, sourceTables, cut, cancellationToken);
+                await CutBackAsync(connection, source, slot, sourceTables, cut, server.WalEnd, cancellationToken);
             }
 
             await using (var record = new NpgsqlCommand(
@@ -101,9 +101,11 @@ internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables 
 
     /// <summary>
     /// Every stored position past <paramref name="start"/> goes back to it: each says "applied up to
-    /// here", which still holds for the shared history up to the fork, and never again past it.
+    /// here", which still holds for the shared history up to the fork, and never again past it. The
+    /// slot's position is the exception: start-up has already measured it against this server's slot
+    /// (a gap accepted, a new slot's start stored), so it goes back only from beyond the server's WAL.
     /// </summary>
-    private async Task CutBackAsync(NpgsqlConnection connection, string source, string slot, IReadOnlyList<TableName> sourceTables, ulong start, CancellationToken cancellationToken)
+    private async Task CutBackAsync(NpgsqlConnection connection, string source, string slot, IReadOnlyList<TableName> sourceTables, ulong start, ulong walEnd, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
@@ -113,7 +115,10 @@ internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables 
                 Command($"UPDATE {tables.ApplyPartitions} SET applied_commit_lsn = $2, applied_change_idx = 0, updated_at = now() WHERE source = $1 AND applied_commit_lsn > $2", source, start),
                 Command($"UPDATE {tables.RecordPositions} SET commit_lsn = $2, change_idx = 0 WHERE table_name = ANY($1) AND commit_lsn > $2",
                     sourceTables.Select(t => t.SidecarName).ToArray(), start),
-                Command($"UPDATE {tables.WalPosition} SET confirmed_lsn = ($2 - '0/0'::pg_lsn)::bigint, updated_at = now() WHERE slot_name = $1 AND confirmed_lsn > ($2 - '0/0'::pg_lsn)::bigint", slot, start),
+                new NpgsqlBatchCommand($"UPDATE {tables.WalPosition} SET confirmed_lsn = $2, updated_at = now() WHERE slot_name = $1 AND confirmed_lsn > $3")
+                {
+                    Parameters = { new() { Value = slot }, new() { Value = checked((long)start) }, new() { Value = checked((long)walEnd) } },
+                },
                 // Applied, but waiting for other partitions in the old history: readers get them now, before anything new.
                 new NpgsqlBatchCommand("SELECT pg_advisory_xact_lock(hashtext($1))") { Parameters = { new() { Value = "synchro:changelog:" + tables.Schema } } },
                 Command(

@@ -160,7 +160,7 @@ internal sealed class ReplicationService(
         });
         var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
         var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource), settings.Replication.Failover);
-        var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
+        var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), new StandbyFlush(dataSource).CaughtUpAsync, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
         metrics.Observe(new RunReadings(() => reader.ServerWalEnd, () => reporter.Reported, () => tracker.InFlight, () => tracker.StalledFor));
         var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);
         var snapshots = new SnapshotRunner(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
@@ -177,6 +177,7 @@ internal sealed class ReplicationService(
         source.SetGeneration(generation.Number, generation.Start);
         if (newBecause is not null)
             ReplicationLog.NewGeneration(logger, source.Name, generation.Number, new Contracts.Lsn(generation.Start), newBecause);
+        await CheckSlotNotAheadAsync(token);
 
         // A new slot starts with the initial snapshot: its rows go out before the slot's first change.
         (ulong ConsistentPoint, string SnapshotName)? exported = null;
@@ -321,6 +322,25 @@ internal sealed class ReplicationService(
         {
             throw new SynchroTransientException(
                 $"PostgreSQL does not accept connections ({e.Message}) while change sets wait for confirmation; releasing the slot so it can shut down or restart, and resuming when it is back.", e);
+        }
+    }
+
+    /// <summary>
+    /// The slot is told a position only after sync_wal_position holds it, so a slot ahead of it lost
+    /// history: a standby promoted with a copy of the slot but without the sidecar writes behind it,
+    /// or the slot moved by hand. Streaming on would skip the changes in between; start-up says so too.
+    /// </summary>
+    private async Task CheckSlotNotAheadAsync(CancellationToken cancellationToken)
+    {
+        var slot = options.Value.Replication.SlotName;
+        await using var command = dataSource.CreateCommand("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = slot });
+        if (await command.ExecuteScalarAsync(cancellationToken) is not string confirmed || await positionStore.LoadAsync(slot, cancellationToken) is not { } stored)
+            return;
+        if (Lsn.Parse(confirmed) > stored)
+        {
+            throw new SynchroException(
+                $"Not streaming: replication slot '{slot}' is at {confirmed}, after {Lsn.Format(stored)}, the position sync_wal_position says the sidecar tables were brought to (a standby promoted with a copy of the slot but not the sidecar writes behind it?): the changes in between are not in the slot. Resynchronise the sidecar tables, or run synchro-bridge run --accept-gap to go on without them, knowingly.");
         }
     }
 

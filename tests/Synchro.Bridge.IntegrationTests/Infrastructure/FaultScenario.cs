@@ -18,9 +18,12 @@ internal sealed class FaultScenario : IAsyncDisposable
 
     public TestEnvironment Env { get; }
 
-    public static async Task<FaultScenario> CreateAsync([CallerMemberName] string test = "")
+    public static Task<FaultScenario> CreateAsync([CallerMemberName] string test = "") => CreateOnAsync(TestServers.Postgres, test);
+
+    /// <summary>The scenario on another PostgreSQL server (a superuser's connection string there).</summary>
+    public static async Task<FaultScenario> CreateOnAsync(string admin, [CallerMemberName] string test = "")
     {
-        var env = await TestEnvironment.CreateAsync(test);
+        var env = await TestEnvironment.CreateOnAsync(admin, test);
         await env.ExecuteAsync(MixedWorkload.CreateTableSql);
         await AuditOracle.InstallAsync(env, "items");
         return new FaultScenario(env);
@@ -115,7 +118,10 @@ internal sealed class FaultScenario : IAsyncDisposable
     }
 
     /// <summary>Runs scripts/servers.sh with the arguments and fails the test with its output when it fails.</summary>
-    public static async Task ServersAsync(params string[] arguments)
+    public static async Task ServersAsync(params string[] arguments) => await ServersOutputAsync(arguments);
+
+    /// <summary>Runs scripts/servers.sh with the arguments and returns what it printed on stdout (export lines).</summary>
+    public static async Task<string> ServersOutputAsync(params string[] arguments)
     {
         var script = Environment.GetEnvironmentVariable("SYNCHRO_SERVERS_SCRIPT") is { Length: > 0 } path
             ? path
@@ -127,6 +133,7 @@ internal sealed class FaultScenario : IAsyncDisposable
         await process.WaitForExitAsync();
         if (process.ExitCode != 0)
             throw new InvalidOperationException($"servers.sh {string.Join(' ', arguments)} failed ({process.ExitCode}):\n{await output}{await stdout}");
+        return await stdout;
     }
 
     /// <summary>The health the bridge wrote last.</summary>

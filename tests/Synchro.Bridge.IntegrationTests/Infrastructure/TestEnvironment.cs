@@ -19,10 +19,13 @@ internal sealed class TestEnvironment : IAsyncDisposable
 {
     private readonly List<IHost> _hosts = [];
 
-    private TestEnvironment(string name)
+    private readonly string _admin;
+
+    private TestEnvironment(string name, string admin)
     {
         Name = name;
-        ConnectionString = new NpgsqlConnectionStringBuilder(TestServers.Postgres) { Database = name, Pooling = true }.ConnectionString;
+        _admin = admin;
+        ConnectionString = new NpgsqlConnectionStringBuilder(admin) { Database = name, Pooling = true }.ConnectionString;
         DataSource = NpgsqlDataSource.Create(ConnectionString);
         AmqpUri = new UriBuilder(TestServers.Amqp) { Path = "/" + name }.Uri;
     }
@@ -39,14 +42,17 @@ internal sealed class TestEnvironment : IAsyncDisposable
     /// <summary>The bridge's source name here (the default: database-slot).</summary>
     public string Source => Name + "-" + Name;
 
-    public static async Task<TestEnvironment> CreateAsync([CallerMemberName] string test = "")
+    public static Task<TestEnvironment> CreateAsync([CallerMemberName] string test = "") => CreateOnAsync(TestServers.Postgres, test);
+
+    /// <summary>The environment on another PostgreSQL server (<paramref name="admin"/>: a superuser's connection string there).</summary>
+    public static async Task<TestEnvironment> CreateOnAsync(string admin, [CallerMemberName] string test = "")
     {
-        var environment = new TestEnvironment(NameFor(test));
+        var environment = new TestEnvironment(NameFor(test), admin);
         await environment.RemoveServerObjectsAsync();
-        await using (var admin = new NpgsqlConnection(TestServers.Postgres))
+        await using (var connection = new NpgsqlConnection(admin))
         {
-            await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {environment.Name}", admin);
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {environment.Name}", connection);
             await create.ExecuteNonQueryAsync();
         }
 
@@ -176,7 +182,7 @@ internal sealed class TestEnvironment : IAsyncDisposable
 
     private async Task RemoveServerObjectsAsync()
     {
-        await using (var admin = new NpgsqlConnection(TestServers.Postgres))
+        await using (var admin = new NpgsqlConnection(_admin))
         {
             await admin.OpenAsync();
             // pg_terminate_backend only signals: the walsender may hold the slot a moment longer (a

@@ -12,6 +12,9 @@ internal static class TestServers
 
     public static string Amqp => Require("SYNCHRO_TEST_AMQP");
 
+    /// <summary>The major version of <see cref="Postgres"/>, which servers.sh also installs for other clusters (a primary and standby pair).</summary>
+    public static int PostgresVersion => int.Parse(Require("SYNCHRO_TEST_PG_VERSION"), System.Globalization.CultureInfo.InvariantCulture);
+
     public static Uri RabbitManagement => new(Require("SYNCHRO_RABBIT_MGMT_URL"));
 
     private static string Require(string variable) =>
