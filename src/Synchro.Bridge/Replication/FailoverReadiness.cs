@@ -77,7 +77,7 @@ internal static class FailoverReadiness
             await using var command = new NpgsqlCommand(
                 """
                 SELECT pg_is_in_recovery(), current_setting('sync_replication_slots', true), current_setting('hot_standby_feedback'),
-                       (SELECT synced FROM pg_replication_slots WHERE slot_name = $1)
+                       (SELECT synced AND NOT temporary FROM pg_replication_slots WHERE slot_name = $1)
                 """, connection);
             command.Parameters.Add(new NpgsqlParameter { Value = slotName });
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);

@@ -158,7 +158,7 @@ internal sealed class ReplicationService(
             SingleReader = true,
             SingleWriter = true,
         });
-        var connectionString = new NpgsqlConnectionStringBuilder(settings.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName }.ConnectionString;
+        var connectionString = await ReplicationConnectionStringAsync(stoppingToken);
         var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource), settings.Replication.Failover);
         var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), new StandbyFlush(dataSource).CaughtUpAsync, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
         metrics.Observe(new RunReadings(() => reader.ServerWalEnd, () => reporter.Reported, () => tracker.InFlight, () => tracker.StalledFor));
@@ -173,7 +173,7 @@ internal sealed class ReplicationService(
         // Before anything is read: LSNs that went backwards (a restore, a promoted standby) start a new generation.
         var server = await reader.IdentifyAsync(token);
         var (generation, newBecause) = await generations.EnterAsync(
-            source.Name, settings.Replication.SlotName, tables, server, (ancestor, ct) => reader.SwitchPointAsync(server.Timeline, ancestor, ct), token);
+            source.Name, settings.Replication.SlotName, tables, server, token);
         source.SetGeneration(generation.Number, generation.Start);
         if (newBecause is not null)
             ReplicationLog.NewGeneration(logger, source.Name, generation.Number, new Contracts.Lsn(generation.Start), newBecause);
@@ -342,6 +342,25 @@ internal sealed class ReplicationService(
             throw new SynchroException(
                 $"Not streaming: replication slot '{slot}' is at {confirmed}, after {Lsn.Format(stored)}, the position sync_wal_position says the sidecar tables were brought to (a standby promoted with a copy of the slot but not the sidecar writes behind it?): the changes in between are not in the slot. Resynchronise the sidecar tables, or run synchro-bridge run --accept-gap to go on without them, knowingly.");
         }
+    }
+
+    /// <summary>
+    /// The replication connection's: Npgsql replicates from one host only, so with several hosts
+    /// (<c>Host=a,b;Target Session Attributes=primary</c>) it is the one a regular connection reaches
+    /// now; after a fail-over, the next run finds the new primary the same way.
+    /// </summary>
+    private async Task<string> ReplicationConnectionStringAsync(CancellationToken cancellationToken)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(options.Value.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName };
+        if (builder.Host?.Contains(',', StringComparison.Ordinal) == true)
+        {
+            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            builder.Host = connection.Host;
+            builder.Port = connection.Port;
+            builder.Remove("Target Session Attributes");
+        }
+
+        return builder.ConnectionString;
     }
 
     private async Task<bool> SlotExistsAsync(CancellationToken cancellationToken)

@@ -110,26 +110,6 @@ internal sealed class SlotReader(string connectionString, string slotName, strin
         return new Sources.ServerTimeline(system.SystemId, system.Timeline, (ulong)system.XLogPos);
     }
 
-    /// <summary>
-    /// Where the server's history left <paramref name="ancestor"/>, from its timeline's history file
-    /// (lines <c>timeline, switch point, reason</c>); null when that timeline is not an ancestor.
-    /// </summary>
-    public async Task<ulong?> SwitchPointAsync(uint current, uint ancestor, CancellationToken cancellationToken)
-    {
-        if (ancestor >= current)
-            return null;
-        var connection = await OpenAsync(cancellationToken);
-        var history = await connection.TimelineHistory(current, cancellationToken);
-        foreach (var line in System.Text.Encoding.UTF8.GetString(history.Content).Split('\n'))
-        {
-            var fields = line.Split('\t', StringSplitOptions.TrimEntries);
-            if (fields.Length >= 2 && uint.TryParse(fields[0], System.Globalization.CultureInfo.InvariantCulture, out var timeline) && timeline == ancestor)
-                return Lsn.Parse(fields[1]);
-        }
-
-        return null;
-    }
-
     private async Task<LogicalReplicationConnection> OpenAsync(CancellationToken cancellationToken)
     {
         if (_connection is null)
