@@ -35,8 +35,9 @@ public static class WireNames
     public const string GenerationHeader = "Synchro-Generation";
 
     /// <summary>
-    /// Header on every message: where the generation's history leaves the previous one's, as an LSN
-    /// (<c>0/0</c>: nothing shared). A checkpoint of an earlier generation past it is void.
+    /// Header on every message: a position the generation's history shares with the previous one's,
+    /// at or before where they part, as an LSN (<c>0/0</c>: nothing shared). A checkpoint of an
+    /// earlier generation past it is void.
     /// </summary>
     public const string GenerationStartHeader = "Synchro-Generation-Start";
 

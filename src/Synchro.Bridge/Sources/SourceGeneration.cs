@@ -7,9 +7,9 @@ public sealed record ServerTimeline(string SystemIdentifier, uint Timeline, ulon
 /// <summary>
 /// A stretch of the source's history in which its LSNs only grow. A new one starts when the server
 /// is another cluster (a restore into a new cluster: LSNs start again low), or another timeline (a
-/// promoted standby, a point-in-time recovery: history forks at <see cref="Start"/>), or when a
+/// promoted standby, a point-in-time recovery: history forks after <see cref="Start"/>), or when a
 /// stored position lies beyond the server's WAL.
 /// </summary>
 /// <param name="Number">0 for the source's first history; one more at every new generation.</param>
-/// <param name="Start">Where the generation's history leaves the previous one's: changes at or before it are shared, later ones are new. 0 when nothing is shared.</param>
+/// <param name="Start">A position the generation's history shares with the previous one's, at or before where they part: changes up to it are shared. 0 when nothing is shared.</param>
 public readonly record struct SourceGeneration(long Number, ulong Start);
