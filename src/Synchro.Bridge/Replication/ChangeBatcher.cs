@@ -91,7 +91,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
             case MessageEmitted { Prefix: WatermarkChunks.Prefix } watermark:
                 // Ours, or another bridge's on the same database: never published.
                 if (watermark.Transactional && watermarks?.Reached(watermark.Prefix, watermark.Content) is { } reached)
-                    AddChunk(Open(reached.Chunk.Reader.Schema.Table), reached.Chunk, reached.Rows);
+                    AddChunk(Open(reached.Chunk.Reader.Schema.Table), reached.Chunk, reached.Rows, reached.Gone);
                 return IsFull ? Cut() : null;
 
             case SnapshotChunkRead read:
@@ -226,13 +226,21 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     }
 
     /// <summary>A backfill chunk joins the stream inside its watermark's transaction, after the changes the chunk saw.</summary>
-    private void AddChunk(TransactionBegun open, PendingChunk chunk, List<ColumnValue[]> rows)
+    private void AddChunk(TransactionBegun open, PendingChunk chunk, List<ColumnValue[]> rows, List<string> gone)
     {
         _pendingBytes += chunk.Bytes;
         foreach (var row in rows)
         {
             var read = chunk.Reader.ToRead(row);
             Append(open, read.Relation, ChangeOperation.Read, read.RecordId, read.NewRow, null, read.Bytes);
+            if (!chunk.Publish)
+                _bucketsOnly.Add(_pending[^1].Change);
+        }
+
+        foreach (var recordId in gone)
+        {
+            var delete = chunk.Reader.ToDelete(recordId);
+            Append(open, delete.Relation, ChangeOperation.Delete, delete.RecordId, null, delete.OldRow, delete.Bytes, oldRowIsKey: true);
             if (!chunk.Publish)
                 _bucketsOnly.Add(_pending[^1].Change);
         }

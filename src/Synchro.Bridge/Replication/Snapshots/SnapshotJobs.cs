@@ -68,6 +68,9 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
 {
     private const string Columns = "id, source, table_name, kind, status, method, last_key, rows_done, rows_estimated, requested_at, started_at, updated_at, finished_at";
 
+    /// <summary>sync_bucket_edges: which records the sidecar tables hold, for the records a snapshot finds gone.</summary>
+    internal string BucketEdges => tables.BucketEdges;
+
     /// <summary>Requests a job for the table; an open job of the table is returned instead of a second one.</summary>
     public async Task<(SnapshotJob Job, bool Created)> RequestAsync(string source, TableName table, SnapshotKind kind, CancellationToken cancellationToken)
     {

@@ -118,6 +118,8 @@ internal sealed class SnapshotRunner(
                 }
 
                 var done = rows.Count < chunkRows;
+                if (done)
+                    rowsRead += await DeleteGoneAsync(connection, reader, output, budget, cancellationToken);
                 last = rows.Count > 0 ? reader.KeyOf(rows[^1]) : last;
                 await output.WriteAsync(new SnapshotChunkRead(new ChunkProgress(job.Id, rows.Count > 0 ? last : null, rows.Count, done)), cancellationToken);
                 if (done)
@@ -128,6 +130,36 @@ internal sealed class SnapshotRunner(
         // The end LSN 0 acknowledges nothing: the slot already starts at the consistent point.
         await output.WriteAsync(new TransactionCommitted(position, 0), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// In the exported snapshot, every record the sidecar tables hold that the table no longer has
+    /// (its delete was lost with a slot) goes out as a delete, so readers learn of it; returns how many.
+    /// </summary>
+    private async Task<long> DeleteGoneAsync(NpgsqlConnection connection, TableReader reader, ChannelWriter<DecodedEvent> output, ByteBudget budget, CancellationToken cancellationToken)
+    {
+        long deleted = 0;
+        string? after = null;
+        var table = reader.Schema.Table.ToString();
+        while (true)
+        {
+            var gone = await reader.ReadGoneAsync(connection, jobs.BucketEdges, after, chunkRows, cancellationToken);
+            foreach (var recordId in gone)
+            {
+                var delete = reader.ToDelete(recordId);
+                await budget.AcquireAsync(delete.Bytes, cancellationToken);
+                await output.WriteAsync(delete, cancellationToken);
+            }
+
+            deleted += gone.Count;
+            if (gone.Count < chunkRows)
+                break;
+            after = gone[^1];
+        }
+
+        if (deleted > 0)
+            SnapshotLog.GoneDeleted(logger, table, deleted);
+        return deleted;
     }
 
     /// <summary>Runs open backfills, rebuilds and interrupted initial snapshots one table at a time, chunk by chunk, until cancelled.</summary>
@@ -170,19 +202,24 @@ internal sealed class SnapshotRunner(
             var chunk = 0;
             while (true)
             {
-                var (rows, snapshot) = await ReadChunkAsync(reader, last, cancellationToken);
-                var done = rows.Count < chunkRows;
+                var (rows, gone, snapshot) = await ReadChunkAsync(reader, last, cancellationToken);
+                // The last chunk also deletes records the table no longer has, a page at a time: it is read
+                // again (writing nothing twice) until a page holds fewer than a chunk's rows.
+                var done = rows.Count < chunkRows && gone.Count < chunkRows;
                 // A chunk holds its bytes until the stream reaches its watermark and the batch is confirmed,
                 // so it may take only a quarter of the budget: the stream keeps the rest to get there.
                 var (taken, bytes) = Fit(rows, budget.Capacity / 4);
                 if (taken < rows.Count)
                 {
                     rows = rows[..taken];
+                    gone = [];
                     done = false;
                 }
 
+                bytes += gone.Sum(id => 128 + 2L * id.Length);
+
                 await budget.AcquireAsync(bytes, cancellationToken);
-                var pending = new PendingChunk(job.Id, chunk, reader, rows, snapshot, job.Kind != SnapshotKind.Rebuild, done, bytes);
+                var pending = new PendingChunk(job.Id, chunk, reader, rows, snapshot, job.Kind != SnapshotKind.Rebuild, done, bytes) { Gone = gone };
                 var outcome = watermarks.Submit(pending);
                 await EmitWatermarkAsync(watermarks.Watermark(job.Id, chunk++), cancellationToken);
                 var result = await outcome.WaitAsync(cancellationToken);
@@ -195,9 +232,12 @@ internal sealed class SnapshotRunner(
 
                 if (result.Newer > 0)
                     SnapshotLog.RowsNewerInStream(logger, job.Table, result.Newer);
+                if (gone.Count > 0)
+                    SnapshotLog.GoneDeleted(logger, job.Table, gone.Count);
                 if (done)
                     return;
-                last = reader.KeyOf(rows[^1]);
+                if (rows.Count > 0)
+                    last = reader.KeyOf(rows[^1]);
             }
         }
         finally
@@ -222,7 +262,7 @@ internal sealed class SnapshotRunner(
         return (rows.Count, bytes);
     }
 
-    private async Task<(List<ColumnValue[]> Rows, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, CancellationToken cancellationToken)
+    private async Task<(List<ColumnValue[]> Rows, List<string> Gone, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         // One snapshot for the chunk and for the question which transactions it saw.
@@ -231,8 +271,9 @@ internal sealed class SnapshotRunner(
         await using (var current = new NpgsqlCommand("SELECT pg_current_snapshot()::text", connection, transaction))
             snapshot = (string)(await current.ExecuteScalarAsync(cancellationToken))!;
         var rows = await reader.ReadChunkAsync(connection, after, chunkRows, cancellationToken);
+        var gone = rows.Count < chunkRows ? await reader.ReadGoneAsync(connection, jobs.BucketEdges, null, chunkRows, cancellationToken) : [];
         await transaction.CommitAsync(cancellationToken);
-        return (rows, TransactionSnapshot.Parse(snapshot));
+        return (rows, gone, TransactionSnapshot.Parse(snapshot));
     }
 
     private async Task EmitWatermarkAsync(string content, CancellationToken cancellationToken)
@@ -284,6 +325,9 @@ internal static partial class SnapshotLog
 
     [LoggerMessage(EventId = 6003, Level = LogLevel.Debug, Message = "{Rows} rows of a chunk of {Table} were left out: the stream already carries a newer change of them")]
     public static partial void RowsNewerInStream(ILogger logger, string table, int rows);
+
+    [LoggerMessage(EventId = 6005, Level = LogLevel.Information, Message = "{Count} records of {Table} the sidecar tables held are gone from the table: written as deletes")]
+    public static partial void GoneDeleted(ILogger logger, string table, long count);
 
     [LoggerMessage(EventId = 6004, Level = LogLevel.Information, Message = "Snapshot of {Table}: {Done} of about {Estimate} rows, {Rate:0} rows/s, about {Remaining:0} s left")]
     public static partial void Progress(ILogger logger, string table, long done, long estimate, double rate, double remaining);

@@ -24,7 +24,14 @@ internal sealed class TableReader
         var after = string.Join(", ", keys.Select((_, n) => $"${n + 1}"));
         _chunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({string.Join(", ", keys)}) > ({after}) ORDER BY {string.Join(", ", keys)} LIMIT ${keys.Length + 1}";
         FirstChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} ORDER BY {string.Join(", ", keys)} LIMIT $1";
+        // A record id back to key values: the text of a one-column key, a JSON array of texts for several.
+        var single = _keyIndexes.Length == 1;
+        var keyValues = _keyIndexes.Select((column, n) =>
+            $"({(single ? "e.record_id" : $"e.record_id::jsonb ->> {n}")})::{schema.Columns[column].TypeName}");
+        _goneWhere = $"NOT EXISTS (SELECT 1 FROM {schema.Table.Quoted} t WHERE ({string.Join(", ", keys.Select(k => "t." + k))}) = ({string.Join(", ", keyValues)}))";
     }
+
+    private readonly string _goneWhere;
 
     public RelationSchema Schema { get; }
 
@@ -103,6 +110,42 @@ internal sealed class TableReader
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// Records the sidecar tables hold (<paramref name="edgesTable"/>) that the table has no row for,
+    /// as the transaction's snapshot sees it: deleted while their deletes were not in the stream (a
+    /// slot lost in a fail-over, a partition detached or truncated). At most <paramref name="limit"/>,
+    /// after <paramref name="afterRecordId"/> in record id order.
+    /// </summary>
+    public async Task<List<string>> ReadGoneAsync(NpgsqlConnection connection, string edgesTable, string? afterRecordId, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            $"""
+            SELECT e.record_id FROM (SELECT DISTINCT record_id FROM {edgesTable} WHERE table_name = $1 AND record_id > $2) e
+            WHERE {_goneWhere} ORDER BY e.record_id LIMIT $3
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = Schema.Table.SidecarName });
+        command.Parameters.Add(new NpgsqlParameter { Value = afterRecordId ?? "" });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        var gone = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+            gone.Add(reader.GetString(0));
+        return gone;
+    }
+
+    /// <summary>A record found gone, as the stream carries a delete: the key columns from its record id, the others null.</summary>
+    public RowChanged ToDelete(string recordId)
+    {
+        var keyTexts = _keyIndexes.Length == 1 ? [recordId] : System.Text.Json.JsonSerializer.Deserialize<string[]>(recordId)!;
+        var columns = Schema.Columns;
+        var key = new ColumnValue[columns.Length];
+        for (var i = 0; i < columns.Length; i++)
+            key[i] = ColumnValue.Null(columns[i].Name, columns[i].TypeName);
+        for (var n = 0; n < _keyIndexes.Length; n++)
+            key[_keyIndexes[n]] = ColumnValue.Of(columns[_keyIndexes[n]].Name, columns[_keyIndexes[n]].TypeName, keyTexts[n]);
+        return new RowChanged(Schema, ChangeOperation.Delete, recordId, null, key, null) { OldRowIsKey = true };
     }
 
     /// <summary>The key column texts of a row, to resume after it.</summary>

@@ -113,7 +113,7 @@ internal sealed class WatermarkChunks(string source, Guid runId)
     /// the stream here, or null when nothing does: the message is not one of this run's chunks
     /// (another source's, or an earlier run's, read again after a restart), or the chunk must be read again.
     /// </summary>
-    public (PendingChunk Chunk, List<ColumnValue[]> Rows)? Reached(string prefix, byte[] content)
+    public (PendingChunk Chunk, List<ColumnValue[]> Rows, List<string> Gone)? Reached(string prefix, byte[] content)
     {
         if (prefix != Prefix)
             return null;
@@ -162,8 +162,10 @@ internal sealed class WatermarkChunks(string source, Guid runId)
             // Seen by this chunk's snapshot, so by every later one: no later chunk can need them.
             transactions.RemoveAll(t => chunk.Snapshot.Sees(t.TransactionId));
             var rows = chunk.Rows.Where(row => !newer.Contains(PgOutputDecoder.RecordIdOf(chunk.Reader.Schema, row))).ToList();
+            // A record found gone that a transaction the snapshot did not see has touched: that change is newer.
+            var gone = chunk.Gone.Where(id => !newer.Contains(id)).ToList();
             chunk.Outcome.TrySetResult(new ChunkOutcome(rows.Count, chunk.Rows.Count - rows.Count));
-            return (chunk, rows);
+            return (chunk, rows, gone);
         }
     }
 
@@ -182,6 +184,9 @@ internal sealed class WatermarkChunks(string source, Guid runId)
 /// <param name="Bytes">Budget taken for the rows; given back once their batch is confirmed (or the chunk is retried).</param>
 internal sealed record PendingChunk(long Job, int Chunk, TableReader Reader, IReadOnlyList<ColumnValue[]> Rows, TransactionSnapshot Snapshot, bool Publish, bool Done, long Bytes)
 {
+    /// <summary>Records the sidecar tables hold that the chunk's snapshot finds gone from the table (the last chunk only).</summary>
+    public IReadOnlyList<string> Gone { get; init; } = [];
+
     public TaskCompletionSource<ChunkOutcome> Outcome { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ChunkProgress Progress => new(Job, Rows.Count > 0 ? Reader.KeyOf(Rows[^1]) : null, Rows.Count, Done);
