@@ -227,13 +227,15 @@ internal sealed class ReplicationService(
         var saving = Task.Run(() => snapshots.SaveProgressAsync(chunkProgress.Reader, tracker, token), token);
         var publication = new PublicationWatch(dataSource, settings.Replication.PublicationName, settings.Tables.Select(t => TableName.Parse(t.Name)).ToList());
         var watchingPublication = Task.Run(() => publication.RunAsync(drift => activeRun.PublicationDrift = drift, time, token), token);
+        var partitions = new PartitionWatch(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.Mode == SnapshotMode.Initial, logger);
+        var watchingPartitions = Task.Run(() => partitions.RunAsync(time, token), token);
 
         // The first task to end, for whatever reason, ends the run; the others are cancelled.
-        var first = await Task.WhenAny(reading, batching, reporting, watching, backfilling, saving, watchingPublication);
+        var first = await Task.WhenAny(reading, batching, reporting, watching, backfilling, saving, watchingPublication, watchingPartitions);
         await runCancellation.CancelAsync();
         try
         {
-            await Task.WhenAll(reading, batching, reporting, watching, backfilling, saving, watchingPublication);
+            await Task.WhenAll(reading, batching, reporting, watching, backfilling, saving, watchingPublication, watchingPartitions);
         }
         catch (Exception)
         {

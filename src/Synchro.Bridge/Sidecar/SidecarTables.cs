@@ -52,6 +52,9 @@ public sealed class SidecarTables
     /// </summary>
     public string ChangelogPending => Schema + ".sync_changelog_pending";
 
+    /// <summary>The partitions of each partitioned table as last seen, per source: changes PostgreSQL publishes nothing for show there.</summary>
+    public string PartitionShapes => Schema + ".sync_partition_shapes";
+
     /// <summary>How far each apply partition of each layout has applied, per source (one partition: sync_runs).</summary>
     public string ApplyPartitions => Schema + ".sync_apply_partitions";
 
@@ -200,6 +203,14 @@ public sealed class SidecarTables
             applied_change_idx  integer     NOT NULL,
             updated_at          timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (source, layout, partition)
+        );
+
+        CREATE TABLE IF NOT EXISTS {PartitionShapes} (
+            source      text        NOT NULL,
+            table_name  text        NOT NULL,
+            leaves      text        NOT NULL,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (source, table_name)
         );
 
         CREATE TABLE IF NOT EXISTS {Snapshots} (

@@ -64,4 +64,36 @@ public sealed class PartitionedTableTests
         Assert.Equal(["""user:7|orders|["1","eu"]|1"""], await Eventually.Until(env.ChangelogAsync, rows => rows.Count >= 1, "the insert"));
         Assert.True(await env.ScalarAsync<bool>($"SELECT pubviaroot FROM pg_publication WHERE pubname = '{env.Name}'"));
     }
+
+    [Fact]
+    [Trait("Versions", "all")]
+    public async Task a_partition_truncated_attached_with_rows_or_detached_is_noticed_and_backfilled_by_itself()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        await env.ExecuteAsync(
+            """
+            CREATE TABLE orders (id bigint, region text, user_id bigint, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+            CREATE TABLE orders_eu PARTITION OF orders FOR VALUES IN ('eu');
+            CREATE TABLE orders_us PARTITION OF orders FOR VALUES IN ('us');
+            """);
+        await env.StartBridgeAsync(TestEnvironment.WithSnapshot(env.BridgeSettings(("orders", "user_id"))));
+        await env.ExecuteAsync("INSERT INTO orders VALUES (1, 'eu', 7), (2, 'us', 8), (3, 'eu', 8)");
+        List<string> expected = ["""user:7|orders|["1","eu"]|1""", """user:8|orders|["2","us"]|1""", """user:8|orders|["3","eu"]|1"""];
+        Assert.Equal(expected, await Eventually.Until(env.ChangelogAsync, rows => rows.Count >= expected.Count, "the three inserts"));
+
+        // None of these reaches the stream through the root; each is found and its table backfilled.
+        await env.ExecuteAsync("TRUNCATE orders_eu");
+        expected.AddRange(["""user:7|orders|["1","eu"]|3""", """user:8|orders|["3","eu"]|3"""]);
+        Assert.Equal(expected, await Eventually.Until(env.ChangelogAsync, rows => rows.Count >= expected.Count, "the truncated partition's records deleted"));
+
+        await env.ExecuteAsync("CREATE TABLE orders_asia (LIKE orders); INSERT INTO orders_asia VALUES (5, 'asia', 9)");
+        await env.ExecuteAsync("ALTER TABLE orders ATTACH PARTITION orders_asia FOR VALUES IN ('asia')");
+        expected.Add("""user:9|orders|["5","asia"]|1""");
+        Assert.Equal(expected, await Eventually.Until(env.ChangelogAsync, rows => rows.Count >= expected.Count, "the attached partition's row placed"));
+
+        await env.ExecuteAsync("ALTER TABLE orders DETACH PARTITION orders_us");
+        expected.Add("""user:8|orders|["2","us"]|3""");
+        Assert.Equal(expected, await Eventually.Until(env.ChangelogAsync, rows => rows.Count >= expected.Count, "the detached partition's record deleted"));
+        Assert.Equal(["""orders|["5","asia"]|user:9"""], await env.EdgesAsync());
+    }
 }

@@ -71,6 +71,9 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
     /// <summary>sync_bucket_edges: which records the sidecar tables hold, for the records a snapshot finds gone.</summary>
     internal string BucketEdges => tables.BucketEdges;
 
+    /// <summary>sync_partition_shapes: the partitions of each partitioned table as last seen.</summary>
+    internal string PartitionShapes => tables.PartitionShapes;
+
     /// <summary>Requests a job for the table; an open job of the table is returned instead of a second one.</summary>
     public async Task<(SnapshotJob Job, bool Created)> RequestAsync(string source, TableName table, SnapshotKind kind, CancellationToken cancellationToken)
     {
