@@ -70,4 +70,58 @@ public sealed class PostgresFailoverTests(ITestOutputHelper output)
             .ToList();
         Assert.Equal(table, rebuilt);
     }
+
+    [Fact]
+    [Trait("Versions", "all")]
+    public async Task without_a_synchronized_slot_a_promotion_refuses_to_go_on_and_accept_gap_with_the_snapshot_converges()
+    {
+        await using var pair = await PostgresPair.StartAsync(TestServers.PostgresVersion);
+        await using var scenario = await FaultScenario.CreateOnAsync(pair.Either());
+        var env = scenario.Env;
+        var settings = TestEnvironment.WithSnapshot(scenario.Settings());
+        settings["Synchro:Postgres:ConnectionString"] = pair.Either(env.Name);
+        // What PostgreSQL before 17 gives: no copy of the slot on the standby.
+        settings["Synchro:Replication:Failover"] = "false";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+
+        var writers = pair.Either(env.Name);
+        await MixedWorkload.RunAsync(writers, clients: 3, transactionsPerClient: 100, seed: 21, CancellationToken.None);
+        // Something acknowledged, and on the standby: a bridge that never stored a position may start afresh.
+        await using (var standby = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(pair.Standby) { Database = env.Name }.ConnectionString))
+        {
+            await standby.OpenAsync();
+            await Eventually.Until(async () =>
+            {
+                await using var stored = new NpgsqlCommand("SELECT count(*) FROM sync_wal_position", standby);
+                return (long)(await stored.ExecuteScalarAsync())!;
+            }, n => n == 1, "an acknowledged position on the standby");
+        }
+
+        await pair.KillPrimaryAsync();
+        await pair.PromoteAsync();
+        NpgsqlConnection.ClearAllPools();
+        await MixedWorkload.RunLaterClientsAsync(writers, firstClient: 3, clients: 3, transactionsPerClient: 100, seed: 22, CancellationToken.None);
+
+        // The slot is gone with the old primary: the bridge stops rather than snapshot silently over the gap.
+        Assert.Equal(1, await bridge.WaitForExitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Contains($"Replication slot '{env.Name}' disappeared while the bridge ran", bridge.RecentOutput, StringComparison.Ordinal);
+
+        // The documented recovery: the new slot's snapshot writes what changed and deletes what went.
+        settings["Synchro:Replication:AcceptGap"] = "true";
+        var recovered = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(recovered);
+        await scenario.WaitForCatchUpAsync(recovered, TimeSpan.FromMinutes(3));
+        var expected = await AuditOracle.ComputeAsync(env, "items", row => AuditOracle.OwnerRule(row, "owner_id", "owner"));
+        Assert.Equal(expected.Edges.ToList(), await env.RowsAsync("SELECT e FROM (SELECT record_id || '|' || bucket_id AS e FROM sync_bucket_edges WHERE table_name = 'items') n ORDER BY e COLLATE \"C\""));
+        // A reader pulling the changelog in seq order ends with exactly the edges: its last word on
+        // every bucket and record is an insert or update where the record is, a delete where it is not.
+        var lastWords = await env.RowsAsync(
+            """
+            SELECT DISTINCT ON (bucket_id, record_id) record_id || '|' || bucket_id, operation
+            FROM sync_changelog WHERE table_name = 'items' ORDER BY bucket_id, record_id, seq DESC
+            """);
+        Assert.Equal(expected.Edges.ToList(), lastWords.Where(w => !w.EndsWith("|3", StringComparison.Ordinal)).Select(w => w[..w.LastIndexOf('|')]).Order(StringComparer.Ordinal).ToList());
+        Assert.Equal(0, await env.ScalarAsync<long>("SELECT count(*) FROM (SELECT 1 FROM sync_changelog GROUP BY commit_lsn, change_idx, bucket_id, table_name, record_id HAVING count(*) > 1) d"));
+    }
 }
