@@ -41,6 +41,14 @@ public static class ServiceCollectionExtensions
         services.TryAddSingleton(TimeProvider.System);
         services.AddSingleton<BridgeFailure>();
         services.AddSingleton(sp => NpgsqlDataSource.Create(SidecarConnectionString(Options(sp).Postgres.ConnectionString, sp.GetRequiredService<BridgeInstance>())));
+        services.AddSingleton(sp =>
+        {
+            var postgres = Options(sp).Postgres;
+            var standby = string.IsNullOrWhiteSpace(postgres.DecodingConnectionString)
+                ? null
+                : SidecarConnectionString(postgres.DecodingConnectionString, sp.GetRequiredService<BridgeInstance>());
+            return new DecodingServer(sp.GetRequiredService<NpgsqlDataSource>(), postgres.ConnectionString, standby);
+        });
         services.AddSingleton<SidecarSessions>();
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
         services.AddSingleton<PendingChangelog>();

@@ -16,19 +16,23 @@ namespace Synchro.Bridge.Hosting;
 /// Runs before the bus and the slot reader start: checks the database and the broker, migrates the
 /// sidecar tables, prepares publication and slot. Any failure stops start-up with its message.
 /// </summary>
-internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, SidecarTables sidecar, IPositionStore positions, SnapshotJobs snapshotJobs, SourceIdentity source, BucketRules rules) : IHostedService
+internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDataSource dataSource, DecodingServer decoding, SidecarTables sidecar, IPositionStore positions, SnapshotJobs snapshotJobs, SourceIdentity source, BucketRules rules) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var settings = options.Value;
-        var setup = new SourceSetup(dataSource, settings, positions, snapshotJobs);
+        var setup = new SourceSetup(dataSource, settings, positions, snapshotJobs, decoding);
         await using (var connection = await setup.ConnectAsync(cancellationToken))
         {
             SourceSetup.CheckServerVersion(connection);
             await setup.CheckTablesAsync(connection, cancellationToken);
             await setup.IdentifyAsync(connection, source, cancellationToken);
-            if (settings.Roles.HasFlag(BridgeRoles.Replication))
+            var replicates = settings.Roles.HasFlag(BridgeRoles.Replication);
+            if (replicates)
                 await SourceSetup.CheckReplicationPrerequisitesAsync(connection, cancellationToken);
+            await using var slotConnection = replicates && decoding.OnStandby
+                ? await SourceSetup.ConnectDecodingStandbyAsync(connection, decoding, cancellationToken)
+                : null;
             // Before anything is created: a bridge that cannot reach its broker writes nothing.
             if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
                 await BrokerProbe.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, cancellationToken);
@@ -36,7 +40,7 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             // The slot reader needs them too: a snapshot reads parents' tables before their children's.
             rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));
             if (settings.Roles.HasFlag(BridgeRoles.Replication))
-                await setup.PrepareReplicationAsync(connection, source.Name, rules.Loaded, cancellationToken);
+                await setup.PrepareReplicationAsync(connection, slotConnection ?? connection, source.Name, rules.Loaded, cancellationToken);
         }
 
         if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri) && settings.Roles.HasFlag(BridgeRoles.Buckets))

@@ -66,7 +66,7 @@ internal static class StatusCommand
     internal static async Task<StatusReport> CollectAsync(IServiceProvider services, SynchroOptions settings, CancellationToken cancellationToken)
     {
         var source = services.GetRequiredService<SourceIdentity>().Name;
-        var database = Task.Run(() => ReadDatabaseAsync(services.GetRequiredService<NpgsqlDataSource>(), services.GetRequiredService<SidecarTables>(), settings, source, cancellationToken), cancellationToken);
+        var database = Task.Run(() => ReadDatabaseAsync(services.GetRequiredService<NpgsqlDataSource>(), services.GetRequiredService<DecodingServer>(), services.GetRequiredService<SidecarTables>(), settings, source, cancellationToken), cancellationToken);
         var queues = Task.Run(() => ReadQueuesAsync(settings, source, cancellationToken), cancellationToken);
         var bridge = Task.Run(() => ReadBridgeAsync(settings, cancellationToken), cancellationToken);
         var (slot, apply, snapshots, failover, databaseError) = await database;
@@ -75,15 +75,27 @@ internal static class StatusCommand
     }
 
     private static async Task<(SlotStatus?, ApplyState?, IReadOnlyList<SnapshotStatus>, FailoverStatus?, string?)> ReadDatabaseAsync(
-        NpgsqlDataSource dataSource, SidecarTables tables, SynchroOptions settings, string source, CancellationToken cancellationToken)
+        NpgsqlDataSource dataSource, DecodingServer decoding, SidecarTables tables, SynchroOptions settings, string source, CancellationToken cancellationToken)
     {
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(Timeout);
             await using var connection = await dataSource.OpenConnectionAsync(deadline.Token);
-            var slot = await ReadSlotAsync(connection, settings.Replication.SlotName, deadline.Token);
-            var failover = await FailoverReadiness.ReadAsync(connection, settings.Postgres.ConnectionString, settings.Replication.SlotName, deadline.Token);
+            SlotStatus? slot;
+            FailoverStatus failover;
+            if (decoding.OnStandby)
+            {
+                await using var standby = await decoding.DataSource.OpenConnectionAsync(deadline.Token);
+                slot = await ReadSlotAsync(standby, settings.Replication.SlotName, deadline.Token);
+                failover = await FailoverReadiness.ReadDecodingStandbyAsync(standby, settings.Replication.SlotName, deadline.Token);
+            }
+            else
+            {
+                slot = await ReadSlotAsync(connection, settings.Replication.SlotName, deadline.Token);
+                failover = await FailoverReadiness.ReadAsync(connection, settings.Postgres.ConnectionString, settings.Replication.SlotName, deadline.Token);
+            }
+
             // The sidecar tables may not exist yet (a bridge that never started): then nothing is held or failing.
             var sidecar = await ScalarAsync<bool>(connection, "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL",
                 deadline.Token, tables.ApplyHolds, tables.RuleFailures, tables.Snapshots);
@@ -101,10 +113,12 @@ internal static class StatusCommand
     {
         await using var command = new NpgsqlCommand(
             """
-            SELECT s.active, s.active_pid, s.confirmed_flush_lsn::text, pg_current_wal_lsn()::text,
-                   (pg_current_wal_lsn() - s.confirmed_flush_lsn)::bigint, (pg_current_wal_lsn() - s.restart_lsn)::bigint,
+            SELECT s.active, s.active_pid, s.confirmed_flush_lsn::text, w.lsn::text,
+                   (w.lsn - s.confirmed_flush_lsn)::bigint, (w.lsn - s.restart_lsn)::bigint,
                    s.wal_status, s.safe_wal_size, extract(epoch FROM r.flush_lag)::float8
             FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+            -- On a decoding standby: the WAL it has replayed, all its slot can have read.
+            CROSS JOIN (SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn) w
             WHERE s.slot_name = $1
             """, connection);
         command.Parameters.Add(new NpgsqlParameter { Value = slotName });

@@ -58,6 +58,13 @@ public sealed class PostgresOptions
     /// <summary>Npgsql connection string of the source database. The role needs REPLICATION.</summary>
     public string ConnectionString { get; set; } = "";
 
+    /// <summary>
+    /// Where the slot lives and is read, when not on the database of <see cref="ConnectionString"/>:
+    /// a hot standby of it (PostgreSQL 16+), which takes decoding off the primary. Sidecar writes,
+    /// watermarks and the publication stay on the primary. Empty: the slot is on the primary.
+    /// </summary>
+    public string DecodingConnectionString { get; set; } = "";
+
     /// <summary>Schema of the sidecar tables (sync_changelog, sync_bucket_edges, ...).</summary>
     public string SidecarSchema { get; set; } = "public";
 }

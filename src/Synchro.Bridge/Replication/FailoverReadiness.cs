@@ -49,6 +49,37 @@ internal static class FailoverReadiness
         return new FailoverStatus(major, slotFailover, standbySlots, standbys, verdict);
     }
 
+    /// <summary>
+    /// With the slot on a standby (standby decoding), a promotion of that standby keeps the slot, so
+    /// what matters is that it stays valid: hot_standby_feedback and a physical slot on the primary
+    /// keep the catalog rows it needs; a slot the standby invalidated is lost.
+    /// </summary>
+    public static async Task<FailoverStatus> ReadDecodingStandbyAsync(NpgsqlConnection standby, string slotName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(standby);
+        var host = $"{standby.Host}:{standby.Port}";
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT pg_is_in_recovery(), current_setting('hot_standby_feedback'), current_setting('primary_slot_name'),
+                   (SELECT conflicting FROM pg_replication_slots WHERE slot_name = $1)
+            """, standby);
+        command.Parameters.Add(new NpgsqlParameter { Value = slotName });
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        var (inRecovery, feedback, physicalSlot, conflicting) = (reader.GetBoolean(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? (bool?)null : reader.GetBoolean(3));
+        var verdict = (inRecovery, conflicting, feedback, physicalSlot) switch
+        {
+            (_, true, _, _) => $"lost: the slot on the decoding standby {host} was invalidated (the primary removed catalog rows it needed, or wal_level dropped); drop it and start with --accept-gap and the initial snapshot",
+            (false, _, _, _) => $"the decoding server {host} is a primary now (promoted): the slot goes on there",
+            (_, null, _, _) => $"not yet: the slot does not exist on the decoding standby {host} (the bridge creates it when it starts)",
+            (_, _, not "on", _) => $"at risk: hot_standby_feedback is off on the decoding standby {host}, so the primary may remove catalog rows the slot needs; turn it on there",
+            (_, _, _, "") => $"at risk: the decoding standby {host} has no physical slot on the primary (primary_slot_name), so catalog rows the slot needs may be removed while it is disconnected",
+            _ => $"ready: the slot is on the standby {host}, which keeps it when promoted (a standby promoted elsewhere needs it to follow the new primary: recovery_target_timeline = latest)",
+        };
+        return new FailoverStatus(standby.PostgreSqlVersion.Major, null, null,
+            [new StandbyStatus(host, inRecovery, null, null, feedback, null)], verdict);
+    }
+
     private static IEnumerable<string> OtherHosts(string connectionString, NpgsqlConnection primary)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);

@@ -32,6 +32,7 @@ internal sealed class ReplicationService(
     PendingChangelog pendingChangelog,
     SourceGenerations generations,
     NpgsqlDataSource dataSource,
+    DecodingServer decoding,
     SnapshotJobs snapshotJobs,
     BucketRules rules,
     SourceIdentity source,
@@ -59,7 +60,7 @@ internal sealed class ReplicationService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
-        var ownership = new SlotOwnership(dataSource, settings.Replication.SlotName, instance.ApplicationName);
+        var ownership = new SlotOwnership(decoding.DataSource, settings.Replication.SlotName, instance.ApplicationName);
         var failures = 0;
         while (!stoppingToken.IsCancellationRequested)
         {
@@ -159,11 +160,12 @@ internal sealed class ReplicationService(
             SingleWriter = true,
         });
         var connectionString = await ReplicationConnectionStringAsync(stoppingToken);
-        var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(dataSource), settings.Replication.Failover);
-        var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), new StandbyFlush(dataSource).CaughtUpAsync, settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
+        // A standby cannot create a failover slot: only a primary's slots are synchronized.
+        var reader = new SlotReader(connectionString, settings.Replication.SlotName, settings.Replication.PublicationName, new RelationCatalog(decoding.DataSource), settings.Replication.Failover && !decoding.OnStandby);
+        var reporter = new PositionReporter(positionStore, (lsn, ct) => pendingChangelog.PublishBeforeAsync(source.Name, lsn, ct), new StandbyFlush(decoding), settings.Replication.SlotName, settings.Replication.IdleAckInterval, time, activeRun, logger);
         metrics.Observe(new RunReadings(() => reader.ServerWalEnd, () => reporter.Reported, () => tracker.InFlight, () => tracker.StalledFor));
         var tables = SnapshotRunner.ParentsFirst(settings.Tables.Select(t => TableName.Parse(t.Name)).ToList(), rules.Loaded);
-        var snapshots = new SnapshotRunner(dataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
+        var snapshots = new SnapshotRunner(dataSource, decoding.DataSource, snapshotJobs, source.Name, tables, settings.Snapshot.ChunkRows, progress => activeRun.SnapshotProgress = progress, logger);
         var watermarks = new WatermarkChunks(source.Name, runId);
         var chunkProgress = Channel.CreateUnbounded<(long Sequence, IReadOnlyList<ChunkProgress> Progress)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
 
@@ -191,7 +193,7 @@ internal sealed class ReplicationService(
             }
 
             await snapshots.PlanInitialAsync(token);
-            exported = await reader.CreateSlotWithSnapshotAsync(token);
+            exported = await decoding.CreatingSlotAsync(reader.CreateSlotWithSnapshotAsync, token);
         }
 
         ReplicationLog.Started(logger, settings.Replication.SlotName, runId);
@@ -309,8 +311,16 @@ internal sealed class ReplicationService(
 
     private async Task ProbeDatabaseAsync(CancellationToken cancellationToken)
     {
+        await ProbeAsync(options.Value.Postgres.ConnectionString, cancellationToken);
+        // A standby that shuts down waits for its walsenders too.
+        if (decoding.OnStandby)
+            await ProbeAsync(decoding.ConnectionString, cancellationToken);
+    }
+
+    private static async Task ProbeAsync(string connectionString, CancellationToken cancellationToken)
+    {
         // A connection of its own, not the pool's: the question is whether the server takes new ones.
-        var builder = new NpgsqlConnectionStringBuilder(options.Value.Postgres.ConnectionString) { Pooling = false, Timeout = (int)ProbeTimeout.TotalSeconds };
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, Timeout = (int)ProbeTimeout.TotalSeconds };
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(ProbeTimeout);
         try
@@ -335,7 +345,7 @@ internal sealed class ReplicationService(
     private async Task CheckSlotNotAheadAsync(CancellationToken cancellationToken)
     {
         var slot = options.Value.Replication.SlotName;
-        await using var command = dataSource.CreateCommand("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1");
+        await using var command = decoding.DataSource.CreateCommand("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = $1");
         command.Parameters.Add(new NpgsqlParameter { Value = slot });
         if (await command.ExecuteScalarAsync(cancellationToken) is not string confirmed || await positionStore.LoadAsync(slot, cancellationToken) is not { } stored)
             return;
@@ -353,10 +363,10 @@ internal sealed class ReplicationService(
     /// </summary>
     private async Task<string> ReplicationConnectionStringAsync(CancellationToken cancellationToken)
     {
-        var builder = new NpgsqlConnectionStringBuilder(options.Value.Postgres.ConnectionString) { ApplicationName = instance.ApplicationName };
+        var builder = new NpgsqlConnectionStringBuilder(decoding.ConnectionString) { ApplicationName = instance.ApplicationName };
         if (builder.Host?.Contains(',', StringComparison.Ordinal) == true)
         {
-            await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+            await using var connection = await decoding.DataSource.OpenConnectionAsync(cancellationToken);
             builder.Host = connection.Host;
             builder.Port = connection.Port;
             builder.Remove("Target Session Attributes");
@@ -367,7 +377,7 @@ internal sealed class ReplicationService(
 
     private async Task<bool> SlotExistsAsync(CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)");
+        await using var command = decoding.DataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)");
         command.Parameters.Add(new NpgsqlParameter { Value = options.Value.Replication.SlotName });
         return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }

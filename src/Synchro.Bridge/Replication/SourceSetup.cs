@@ -12,7 +12,7 @@ namespace Synchro.Bridge.Replication;
 /// Start-up checks of the source database, each failing with what to do, then the objects the slot
 /// reader needs: the publication (kept equal to the configured tables) and the durable slot.
 /// </summary>
-internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, IPositionStore positions, SnapshotJobs? snapshotJobs = null)
+internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions options, IPositionStore positions, SnapshotJobs? snapshotJobs = null, DecodingServer? decoding = null)
 {
     private const string OutputPlugin = "pgoutput";
 
@@ -84,6 +84,58 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         }
     }
 
+    /// <summary>
+    /// Opens a connection to the decoding standby (<c>Synchro:Postgres:DecodingConnectionString</c>)
+    /// and checks it can hold the slot: a hot standby of this very primary, PostgreSQL 16 or newer,
+    /// wal_level = logical, hot_standby_feedback on (without it the primary may remove catalog rows
+    /// the slot still needs, and PostgreSQL invalidates the slot). A standby since promoted is a
+    /// primary like any other.
+    /// </summary>
+    public static async Task<NpgsqlConnection> ConnectDecodingStandbyAsync(NpgsqlConnection primary, DecodingServer standby, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(primary);
+        ArgumentNullException.ThrowIfNull(standby);
+        NpgsqlConnection connection;
+        try
+        {
+            connection = await standby.DataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or SocketException or TimeoutException)
+        {
+            var builder = new NpgsqlConnectionStringBuilder(standby.ConnectionString);
+            throw new StartupCheckException(
+                $"Cannot connect to the decoding standby at {builder.Host}:{builder.Port}, database '{builder.Database}' ({e.Message}). Start it or fix Synchro:Postgres:DecodingConnectionString (empty reads the slot on the primary).", e);
+        }
+
+        try
+        {
+            CheckServerVersion(connection);
+            var primaryId = await ScalarAsync<string>(primary, "SELECT system_identifier::text FROM pg_control_system()", cancellationToken);
+            var standbyId = await ScalarAsync<string>(connection, "SELECT system_identifier::text FROM pg_control_system()", cancellationToken);
+            var where = $"{connection.Host}:{connection.Port}";
+            if (primaryId != standbyId || connection.Database != primary.Database)
+                throw new StartupCheckException(
+                    $"Synchro:Postgres:DecodingConnectionString names {where}, database '{connection.Database}', which is not a standby of the primary's database '{primary.Database}' ({(primaryId != standbyId ? "another cluster: its system identifier differs" : "another database")}). Point it at a hot standby of the primary, same database, or leave it empty to read the slot on the primary.");
+            if (await ScalarAsync<bool>(connection, "SELECT pg_is_in_recovery()", cancellationToken))
+            {
+                if (connection.PostgreSqlVersion.Major < 16)
+                    throw new StartupCheckException(
+                        $"The decoding standby {where} runs PostgreSQL {connection.PostgreSqlVersion.ToString(2)}; a slot on a standby needs PostgreSQL 16 or newer. Upgrade it, or leave Synchro:Postgres:DecodingConnectionString empty to read the slot on the primary.");
+                if (await ScalarAsync<string>(connection, "SHOW hot_standby_feedback", cancellationToken) != "on")
+                    throw new StartupCheckException(
+                        $"The decoding standby {where} runs with hot_standby_feedback = off, so the primary may remove catalog rows its slot needs and PostgreSQL would invalidate the slot. On the standby run ALTER SYSTEM SET hot_standby_feedback = on; SELECT pg_reload_conf(); (and give it a physical slot on the primary: primary_slot_name).");
+            }
+
+            await CheckReplicationPrerequisitesAsync(connection, cancellationToken);
+            return connection;
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>The source's origin: this cluster's system identifier, the database and the slot.</summary>
     public async Task IdentifyAsync(NpgsqlConnection connection, SourceIdentity source, CancellationToken cancellationToken)
     {
@@ -112,11 +164,12 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
     /// configuration of a running source get a backfill of their existing rows (unless StreamOnly).
     /// </summary>
     /// <param name="rules">Orders the backfills of added tables parents first.</param>
-    public async Task PrepareReplicationAsync(NpgsqlConnection connection, string source, BucketRuleSet? rules, CancellationToken cancellationToken)
+    /// <param name="slotConnection">Where the slot is: <paramref name="connection"/>, or the decoding standby.</param>
+    public async Task PrepareReplicationAsync(NpgsqlConnection connection, NpgsqlConnection slotConnection, string source, BucketRuleSet? rules, CancellationToken cancellationToken)
     {
         // Requested before the table joins the publication: a crash in between leaves the table out of
         // the publication, so the next start finds it added again (and joins the open request).
-        var slotStart = await ExistingSlotAsync(connection, cancellationToken);
+        var slotStart = await ExistingSlotAsync(slotConnection, cancellationToken);
         var backfill = options.Snapshot.Mode == SnapshotMode.Initial && snapshotJobs is not null && slotStart is not null;
         try
         {
@@ -132,7 +185,7 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
                 $"Role '{connection.UserName}' may not create or change publication '{options.Replication.PublicationName}' ({e.MessageText}). Publishing a table needs its owner (or a superuser): create the publication once as the owner, FOR TABLE exactly the tables in Synchro:Tables WITH (publish_via_partition_root = true), or connect as the owner.", e);
         }
 
-        await EnsureSlotAsync(connection, slotStart, cancellationToken);
+        await EnsureSlotAsync(slotConnection, slotStart, cancellationToken);
     }
 
     /// <param name="addingToExisting">Called with the tables about to be added to an existing publication, before they are.</param>
@@ -257,7 +310,11 @@ internal sealed class SourceSetup(NpgsqlDataSource dataSource, SynchroOptions op
         if (options.Snapshot.Mode == SnapshotMode.Initial)
             return; // the slot reader creates it, exporting the snapshot its initial snapshot reads
 
-        var created = Lsn.Parse(await FailoverSlots.CreateAsync(connection, slot, options.Replication.Failover, cancellationToken));
+        // A standby cannot create a failover slot: only a primary's slots are synchronized.
+        var failover = options.Replication.Failover && decoding?.OnStandby != true;
+        var created = Lsn.Parse(decoding is null
+            ? await FailoverSlots.CreateAsync(connection, slot, failover, cancellationToken)
+            : await decoding.CreatingSlotAsync(ct => FailoverSlots.CreateAsync(connection, slot, failover, ct), cancellationToken));
         if (stored is not null)
             await positions.SaveAsync(slot, created, cancellationToken); // the accepted gap: start afresh from the new slot
     }

@@ -87,6 +87,8 @@ public sealed class BadInputTests
             "Not started: publication '{db}' publishes public.todos with a column list, so rows or columns are left out of the stream; publish whole tables: ALTER PUBLICATION \"{db}\" SET TABLE \"public\".\"todos\".") },
         { "a partition instead of its partitioned table", new("CREATE TABLE orders (id bigint, region text, user_id bigint, PRIMARY KEY (id, region)) PARTITION BY LIST (region); CREATE TABLE todos PARTITION OF orders FOR VALUES IN ('eu');", [],
             "Table public.todos is a partition of public.orders: partitioned tables are published through their root, whose rule places every partition's rows. Put public.orders in Synchro:Tables instead of public.todos.") },
+        { "a decoding server that is not a standby of the primary", new(Todos, [("Synchro:Postgres:DecodingConnectionString", "{other-cluster}")],
+            "Synchro:Postgres:DecodingConnectionString names 127.0.0.1:{other-port}, database 'postgres', which is not a standby of the primary's database '{db}' (another cluster: its system identifier differs). Point it at a hot standby of the primary, same database, or leave it empty to read the slot on the primary.") },
         { "a slot of another plugin under the bridge's name", new(Todos + "SELECT pg_create_logical_replication_slot('{db}', 'test_decoding');", [],
             "Replication slot '{db}' exists but is a test_decoding slot of database '{db}'; the bridge needs a pgoutput slot of '{db}'. Choose another Synchro:Replication:SlotName or drop that slot.") },
     };
@@ -163,7 +165,10 @@ public sealed class BadInputTests
         var amqp = new Uri(TestServers.Amqp);
         var amqpRoot = $"amqp://{amqp.UserInfo}@{amqp.Host}:{amqp.Port}/";
         var withoutDatabase = new NpgsqlConnectionStringBuilder(env.ConnectionString) { Database = null };
+        var other = new NpgsqlConnectionStringBuilder(TestServers.PostgresWithReplicaWalLevel);
         return text
+            .Replace("{other-cluster}", other.ConnectionString, StringComparison.Ordinal)
+            .Replace("{other-port}", other.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
             .Replace("{role-connection}", new NpgsqlConnectionStringBuilder(env.ConnectionString) { Username = role, Password = "pw" }.ConnectionString, StringComparison.Ordinal)
             .Replace("{no-role-connection}", new NpgsqlConnectionStringBuilder(env.ConnectionString) { Username = "no_such_role" }.ConnectionString, StringComparison.Ordinal)
             .Replace("{pg}", withoutDatabase.ConnectionString, StringComparison.Ordinal)

@@ -26,6 +26,9 @@ internal sealed partial class PostgresPair : IAsyncDisposable
     /// <summary>The standby's superuser connection string (database postgres).</summary>
     public string Standby { get; }
 
+    /// <summary>The standby alone, database <paramref name="database"/>.</summary>
+    public string StandbyOf(string database) => new NpgsqlConnectionStringBuilder(Standby) { Database = database }.ConnectionString;
+
     /// <summary>Both hosts, the primary wanted; Npgsql looks again at which one is primary every second.</summary>
     public string Either(string database = "postgres")
     {

@@ -20,8 +20,11 @@ namespace Synchro.Bridge.Replication.Snapshots;
 /// resumes after its last confirmed chunk; a chunk read twice is written once (a read writes only
 /// differences).
 /// </summary>
+/// <param name="dataSource">The primary: watermark reads and their messages.</param>
+/// <param name="slotServer">Where the slot is (a decoding standby, or the primary): its exported snapshot is imported there.</param>
 internal sealed class SnapshotRunner(
     NpgsqlDataSource dataSource,
+    NpgsqlDataSource slotServer,
     SnapshotJobs jobs,
     string source,
     IReadOnlyList<TableName> tables,
@@ -76,7 +79,7 @@ internal sealed class SnapshotRunner(
         ArgumentNullException.ThrowIfNull(output);
         ArgumentNullException.ThrowIfNull(budget);
         var open = (await jobs.ListAsync(source, openOnly: true, cancellationToken)).Where(j => j.Kind == SnapshotKind.Initial).ToDictionary(j => j.Table);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = await slotServer.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
         await using (var import = new NpgsqlCommand($"SET TRANSACTION READ ONLY; SET TRANSACTION SNAPSHOT '{snapshotName.Replace("'", "''", StringComparison.Ordinal)}'", connection, transaction))
             await import.ExecuteNonQueryAsync(cancellationToken);
