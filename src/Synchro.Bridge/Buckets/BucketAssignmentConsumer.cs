@@ -76,6 +76,13 @@ public sealed class BucketAssignmentConsumer(
                     return;
                 }
 
+                if (outcome.LeftTimeline is { } now)
+                {
+                    // Its confirmation never comes: the slot reader's run ends, and the next one reads the new history.
+                    BucketsLog.LeftTimeline(logger, batch.BatchSequence, batch.PartIndex, batch.Timeline, now);
+                    return;
+                }
+
                 if (outcome.PreviousMissing)
                 {
                     // Unconfirmed: the slot reader's confirmation deadline ends its run, and the new run re-reads both parts.
@@ -163,6 +170,9 @@ internal static partial class BucketsLog
 
     [LoggerMessage(EventId = 2005, Level = LogLevel.Debug, Message = "Skipped batch {Batch} of superseded run {Epoch}; the current run re-reads it")]
     public static partial void Superseded(ILogger logger, long epoch, long batch);
+
+    [LoggerMessage(EventId = 2010, Level = LogLevel.Warning, Message = "Batch {Batch} part {Part} was read on timeline {Timeline}, and the database is now on timeline {Now} (a promoted standby, a point-in-time recovery): its changes belong to a history the database left and are not applied; the slot reader reads the new one")]
+    public static partial void LeftTimeline(ILogger logger, long batch, int part, uint timeline, uint now);
 
     [LoggerMessage(EventId = 2009, Level = LogLevel.Warning, Message = "Batch {Batch} part {Part} follows change {Lsn}#{Index}, which was never applied here (a part was lost); it is not applied either, and the slot reader re-reads both")]
     public static partial void PreviousMissing(ILogger logger, long batch, int part, Contracts.Lsn lsn, int index);

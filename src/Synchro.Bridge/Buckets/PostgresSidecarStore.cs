@@ -26,10 +26,15 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         var connection = session.Connection;
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
-        var (latestGeneration, latestEpoch, applied, pendingRows, openFailures) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
+        var (latestGeneration, latestEpoch, applied, pendingRows, openFailures, timeline) = await LockPartitionAsync(connection, batch.Source, batch.Partition, cancellationToken);
         // A batch of an older generation comes from a history the source left (a restore, a promotion): its epochs count no more.
         if ((batch.Generation, batch.RunEpoch).CompareTo((latestGeneration, latestEpoch)) < 0)
             return new ApplyOutcome { Superseded = true };
+        // Read on a timeline the database has left: queued before a lagging standby was promoted, its
+        // changes may never have reached the new history. Applied, they would write records that do not
+        // exist and positions the new timeline's changes would be taken for replays of.
+        if (batch.Timeline != 0 && timeline is { } now && now != batch.Timeline)
+            return new ApplyOutcome { LeftTimeline = now };
         var partitionApplied = applied.Of(layout, batch.Partition);
         if (batch.PreviousCommitLsn != 0 && partitionApplied is { } through && through < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
             return new ApplyOutcome { PreviousMissing = true };
@@ -103,7 +108,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
     /// whether changelog rows of the source still wait in sync_changelog_pending, and whether any rule
     /// failure is open (a change that applies supersedes its record's earlier failures).
     /// </summary>
-    private async Task<(long Generation, long Epoch, AppliedPositions Applied, bool PendingRows, bool OpenFailures)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
+    private async Task<(long Generation, long Epoch, AppliedPositions Applied, bool PendingRows, bool OpenFailures, uint? Timeline)> LockPartitionAsync(NpgsqlConnection connection, string source, int partition, CancellationToken cancellationToken)
     {
         await using var batch = new NpgsqlBatch(connection)
         {
@@ -114,8 +119,13 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
                 SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", $"synchro:apply:{source}:{partition}"),
                 SegmentWriter.Command($"SELECT epoch, applied_commit_lsn, applied_change_idx, generation FROM {tables.Runs} WHERE source = $1", source),
                 SegmentWriter.Command($"SELECT layout, partition, applied_commit_lsn, applied_change_idx FROM {tables.ApplyPartitions} WHERE source = $1", source),
+                // The timeline this server writes on: the first 8 hex digits of its current WAL file's name
+                // (none in recovery, where nothing can be written anyway).
                 SegmentWriter.Command(
-                    $"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL)",
+                    $"""
+                    SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL),
+                           CASE WHEN NOT pg_is_in_recovery() THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END
+                    """,
                     source),
             },
         };
@@ -144,7 +154,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
 
         await reader.NextResultAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        return (generation, epoch, new AppliedPositions(positions), reader.GetBoolean(0), reader.GetBoolean(1));
+        return (generation, epoch, new AppliedPositions(positions), reader.GetBoolean(0), reader.GetBoolean(1), reader.IsDBNull(2) ? null : (uint)reader.GetInt64(2));
     }
 
     /// <summary>

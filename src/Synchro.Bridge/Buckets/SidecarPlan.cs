@@ -107,6 +107,9 @@ public sealed class ApplyOutcome
     /// <summary>The batch belongs to a run older than the source's latest one, which re-reads it: nothing was written.</summary>
     public bool Superseded { get; set; }
 
+    /// <summary>The batch was read on another timeline than the database's (see <see cref="ChangeBatch.Timeline"/>): the timeline it is on now; nothing was written.</summary>
+    public uint? LeftTimeline { get; set; }
+
     /// <summary>
     /// The part before this one was never applied (it was lost, or dropped as undeliverable): applying
     /// this one would move the applied position past it. Nothing was written; the slot reader re-reads both.

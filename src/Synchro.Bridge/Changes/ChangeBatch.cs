@@ -27,6 +27,13 @@ public sealed record ChangeBatch(string Source, Guid RunId, long BatchSequence, 
     public long Generation { get; init; }
 
     /// <summary>
+    /// The timeline of the server the batch was read from; 0 from bridges that did not say. A batch
+    /// read on a timeline the database has since left (a promoted standby that lagged, a point-in-time
+    /// recovery) holds changes of a lost history and is never applied.
+    /// </summary>
+    public uint Timeline { get; init; }
+
+    /// <summary>
     /// Commit LSN of the last change of the part published before this one in the run; 0 for the run's
     /// first part. A consumer that has not applied that change has missed a part and must not apply
     /// this one (the slot reader re-reads both).

@@ -34,7 +34,8 @@ internal sealed class SourceGenerations(SidecarSessions sessions, SidecarTables 
             else if (timeline is { } earlier && earlier != server.Timeline)
             {
                 // The sidecar tables moved with the database: everything they record lies on the history both
-                // timelines share, so the new one starts after it (at or before the real fork point; a
+                // timelines share (a batch read on the old timeline is never applied on the new one, see
+                // PostgresSidecarStore), so the new one starts after it (at or before the real fork point; a
                 // subscriber resuming there re-applies at most what the bridge re-reads anyway). Npgsql's
                 // TIMELINE_HISTORY cannot read the fork point (it takes the file's text for bytes).
                 cut = recorded;

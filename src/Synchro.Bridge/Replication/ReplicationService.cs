@@ -176,7 +176,7 @@ internal sealed class ReplicationService(
         var server = await reader.IdentifyAsync(token);
         var (generation, newBecause) = await generations.EnterAsync(
             source.Name, settings.Replication.SlotName, tables, server, token);
-        source.SetGeneration(generation.Number, generation.Start);
+        source.SetGeneration(generation.Number, generation.Start, server.Timeline);
         if (newBecause is not null)
             ReplicationLog.NewGeneration(logger, source.Name, generation.Number, new Contracts.Lsn(generation.Start), newBecause);
         await CheckSlotNotAheadAsync(token);
@@ -475,7 +475,7 @@ internal sealed class ReplicationService(
             batch = batch with
             {
                 Parts = batch.Parts.Select(p => p with { RunEpoch = epoch.Value }).ToList(),
-                BucketParts = batch.BucketParts.Select(p => p with { RunEpoch = epoch.Value, Generation = source.Generation }).ToList(),
+                BucketParts = batch.BucketParts.Select(p => p with { RunEpoch = epoch.Value, Generation = source.Generation, Timeline = source.Timeline }).ToList(),
             };
         }
 

@@ -26,6 +26,7 @@ public sealed class SourceIdentity
 
     private long _generation;
     private ulong _generationStart;
+    private long _timeline;
 
     /// <summary>The source's generation (see <c>SourceGenerations</c>), set by the slot reader at the start of every run.</summary>
     public long Generation => Interlocked.Read(ref _generation);
@@ -33,8 +34,12 @@ public sealed class SourceIdentity
     /// <summary>Where the generation's history leaves the previous one's (0: nothing shared).</summary>
     public ulong GenerationStart => Interlocked.Read(ref _generationStart);
 
-    public void SetGeneration(long number, ulong start)
+    /// <summary>The timeline of the server the slot reader reads from (0 until a run has asked): a batch read on one the database has left belongs to a lost history.</summary>
+    public uint Timeline => (uint)Interlocked.Read(ref _timeline);
+
+    public void SetGeneration(long number, ulong start, uint timeline)
     {
+        Interlocked.Exchange(ref _timeline, timeline);
         Interlocked.Exchange(ref _generationStart, start);
         Interlocked.Exchange(ref _generation, number);
     }

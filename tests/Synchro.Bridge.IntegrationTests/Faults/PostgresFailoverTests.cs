@@ -1,6 +1,9 @@
 using Npgsql;
 using Synchro.Bridge.IntegrationTests.Infrastructure;
 using Synchro.Contracts;
+using Synchro.Subscriptions;
+using ChangeBatch = Synchro.Bridge.Changes.ChangeBatch;
+using WalLsn = Synchro.Bridge.Replication.Lsn;
 using Xunit.Abstractions;
 
 namespace Synchro.Bridge.IntegrationTests.Faults;
@@ -127,5 +130,110 @@ public sealed class PostgresFailoverTests(ITestOutputHelper output)
             """);
         Assert.Equal(expected.Edges.ToList(), lastWords.Where(w => !w.EndsWith("|3", StringComparison.Ordinal)).Select(w => w[..w.LastIndexOf('|')]).Order(StringComparer.Ordinal).ToList());
         Assert.Equal(0, await env.ScalarAsync<long>("SELECT count(*) FROM (SELECT 1 FROM sync_changelog GROUP BY commit_lsn, change_idx, bucket_id, table_name, record_id HAVING count(*) > 1) d"));
+    }
+
+    /// <summary>
+    /// An asynchronous standby that fell behind is promoted: what the old primary had past it (rows,
+    /// their sidecar writes, change sets subscribers saw) is gone, and the new timeline's LSNs run
+    /// through the same range again. Batches of the lost history still queued for the bucket consumer
+    /// (here held by a lock on the old primary) are not applied on the new one, the next run starts a
+    /// new generation, and a subscriber keeping a kit checkpoint takes every change of the new history.
+    /// </summary>
+    [Fact]
+    public async Task a_lagging_standby_promoted_gets_no_change_of_the_lost_history_and_nothing_of_its_own_is_taken_for_a_replay()
+    {
+        await using var pair = await PostgresPair.StartAsync(TestServers.PostgresVersion);
+        await using var scenario = await FaultScenario.CreateOnAsync(pair.Either());
+        var env = scenario.Env;
+        var writers = pair.Either(env.Name);
+        var readerSettings = scenario.Settings();
+        readerSettings["Synchro:Postgres:ConnectionString"] = writers;
+        readerSettings["Synchro:Replication:Failover"] = "false";
+        readerSettings["Synchro:Roles"] = "Replication";
+        var consumerSettings = scenario.Settings();
+        consumerSettings["Synchro:Postgres:ConnectionString"] = writers;
+        consumerSettings["Synchro:Roles"] = "Buckets";
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.lagging", ["public.items"], [], batchesOfSource: env.Source);
+        var consumer = scenario.Start(consumerSettings);
+        await Eventually.Until(async () => (await FaultScenario.HealthAsync(consumerSettings)).Healthy, "the bucket consumer to run");
+        var reader = scenario.Start(readerSettings);
+        await scenario.WaitForSlotHeldAsync(reader);
+
+        // Shared history: written, applied, and replayed by the standby.
+        await MixedWorkload.RunAsync(writers, clients: 3, transactionsPerClient: 60, seed: 31, CancellationToken.None);
+        await scenario.WaitForCatchUpAsync(reader, TimeSpan.FromMinutes(2));
+        var shared = await env.CurrentWalLsnAsync();
+        await using var standby = new NpgsqlConnection(pair.StandbyOf(env.Name));
+        await standby.OpenAsync();
+        await Eventually.Until(() => ScalarAsync<string>(standby, "SELECT pg_last_wal_replay_lsn()::text"), lsn => WalLsn.Parse(lsn) >= shared, "the standby to replay the shared history");
+
+        // The standby stops following; the primary goes on alone (asynchronous replication).
+        await using (var stopFollowing = new NpgsqlCommand("ALTER SYSTEM SET primary_conninfo = ''", standby))
+            await stopFollowing.ExecuteNonQueryAsync();
+        await ScalarAsync<bool>(standby, "SELECT pg_reload_conf()");
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT count(*) FROM pg_stat_replication WHERE application_name = 'standby'"), n => n == 0, "the standby to stop streaming");
+        var parted = await env.CurrentWalLsnAsync();
+
+        // The lost history: 12 MB of other WAL first, so its changes lie beyond all the new timeline writes;
+        // its batches are published but wait for the bucket consumer, held by a lock on sync_runs.
+        await env.ExecuteAsync("CREATE TABLE filler AS SELECT g, repeat('x', 200) AS pad FROM generate_series(1, 50000) g");
+        await using var holder = new NpgsqlConnection(writers);
+        await holder.OpenAsync();
+        await using var hold = await holder.BeginTransactionAsync();
+        await using (var lockRuns = new NpgsqlCommand("LOCK TABLE sync_runs IN ACCESS EXCLUSIVE MODE", holder, hold))
+            await lockRuns.ExecuteNonQueryAsync();
+        await MixedWorkload.RunLaterClientsAsync(writers, firstClient: 3, clients: 3, transactionsPerClient: 30, seed: 32, CancellationToken.None);
+        var beforeLast = await env.CurrentWalLsnAsync();
+        await env.ExecuteAsync("INSERT INTO items (id, owner_id, title) VALUES (900000000, 1, 'last of the lost history')");
+        List<ChangeBatch> Lost() => subscriber.Batches.Where(b => b.Sets.SelectMany(s => s.Changes).Any(c => c.CommitLsn > parted)).ToList();
+        await Eventually.Until(() => Task.FromResult(Lost()), lost => lost.Any(b => b.Sets.SelectMany(s => s.Changes).Any(c => c.CommitLsn > beforeLast)), "the lost history's batches to be published");
+        var lost = Lost();
+        Assert.NotEmpty(lost);
+
+        await pair.KillPrimaryAsync();
+        await pair.PromoteAsync();
+        NpgsqlConnection.ClearAllPools();
+        Assert.Equal(1, await reader.WaitForExitAsync(TimeSpan.FromMinutes(2)));
+
+        // The consumer meets the lost batches on the new primary: each is refused, none applied.
+        await Eventually.Until(async () => (Refused: lost.Count(b => consumer.RecentOutput.Contains($"Batch {b.BatchSequence} part {b.PartIndex} was read on timeline 1, and the database is now on timeline 2", StringComparison.Ordinal)),
+                Applied: WalLsn.Parse(await env.ScalarAsync<string>($"SELECT greatest(coalesce((SELECT applied_commit_lsn FROM sync_runs WHERE source = '{env.Source}'), '0/0'), coalesce((SELECT max(applied_commit_lsn) FROM sync_apply_partitions WHERE source = '{env.Source}'), '0/0'))::text"))),
+            r => r.Refused == lost.Count || r.Applied > parted, "the bucket consumer to refuse or apply the lost history's batches");
+        Assert.True(WalLsn.Parse(await env.ScalarAsync<string>($"SELECT coalesce((SELECT applied_commit_lsn FROM sync_runs WHERE source = '{env.Source}'), '0/0')::text")) <= parted, "a batch of the lost history was applied on the new primary");
+
+        // The slot went with the old primary: the documented recovery, then the new history.
+        readerSettings["Synchro:Replication:AcceptGap"] = "true";
+        var recovered = scenario.Start(readerSettings);
+        await scenario.WaitForSlotHeldAsync(recovered);
+        await MixedWorkload.RunLaterClientsAsync(writers, firstClient: 6, clients: 3, transactionsPerClient: 30, seed: 33, CancellationToken.None);
+        await scenario.WaitForCatchUpAsync(recovered, TimeSpan.FromMinutes(2));
+        Assert.Equal(1, await env.ScalarAsync<long>($"SELECT generation FROM sync_runs WHERE source = '{env.Source}'"));
+        await scenario.AssertExactAsync();
+
+        // The subscriber saw the lost history, then the new one at lower LSNs: kept by LSN alone, its
+        // checkpoint would skip the new changes; the kit's generation-aware checkpoint takes them all.
+        var arrivals = subscriber.Arrivals.ToList();
+        var newHistory = arrivals.Where(a => a.Generation.Number == 1).SelectMany(a => a.Set.Changes).Select(c => c.Position).ToHashSet();
+        Assert.NotEmpty(newHistory);
+        var lostPeak = arrivals.Where(a => a.Generation.Number == 0).SelectMany(a => a.Set.Changes).Max(c => c.Position);
+        Assert.True(newHistory.Min() < lostPeak, $"the new timeline's changes ({newHistory.Min()}..) should lie below the lost history's last ({lostPeak})");
+        Checkpoint? checkpoint = null;
+        var taken = new HashSet<ChangePosition>();
+        foreach (var (generation, set) in arrivals)
+        {
+            var changes = set.ChangesAfter(generation, checkpoint).ToList();
+            if (changes.Count == 0)
+                continue;
+            taken.UnionWith(changes.Select(c => c.Position));
+            checkpoint = set.LastCheckpoint(generation);
+        }
+
+        Assert.Empty(newHistory.Except(taken));
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync())!;
     }
 }

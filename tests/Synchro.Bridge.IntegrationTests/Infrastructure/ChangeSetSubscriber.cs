@@ -23,6 +23,9 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
 
     public ConcurrentQueue<ChangeSet> Received { get; } = new();
 
+    /// <summary>Every change set with the generation its headers name, in order of arrival.</summary>
+    public ConcurrentQueue<(ChangeGeneration Generation, ChangeSet Set)> Arrivals { get; } = new();
+
     /// <summary>Every subscriber message as it came off the queue: exchange, routing key, AMQP properties, raw body.</summary>
     public ConcurrentQueue<RawDelivery> Raw { get; } = new();
 
@@ -57,6 +60,7 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
                     {
                         subscriber!.Keep(context);
                         subscriber.Received.Enqueue(context.Message);
+                        subscriber.Arrivals.Enqueue((ChangeGeneration.Of(context), context.Message));
                         return Task.CompletedTask;
                     });
                 });
