@@ -57,6 +57,16 @@ internal sealed class BridgeHealth(
             return new HealthReport(false, $"replication keeps failing since {interruption.Since:u}, last: {interruption.Reason}", now);
 
         var running = activeRun.SnapshotProgress is { } snapshot ? "running; " + snapshot : "running";
+        // A large transaction's changelog rows move into sync_changelog in slices before its LSN is
+        // acknowledged: name that wait, green while slices commit, red once one does not.
+        if (activeRun.ChangelogMove is { } move && now - move.Since > HealthFileWriter.Interval)
+        {
+            var what = $"moving the changelog rows of transactions before {new Contracts.Lsn(move.Before)} from sync_changelog_pending into sync_changelog ({move.Moved} moved in {(now - move.Since).TotalSeconds:0} s)";
+            if (now - move.LastSlice > threshold)
+                return new HealthReport(false, $"{what} has made no progress for {(now - move.LastSlice).TotalSeconds:0} s: look for locks on the sidecar tables (pg_stat_activity, pg_locks); acknowledgements wait for it.", now);
+            running += "; " + what + ", acknowledgements follow";
+        }
+
         if (activeRun.Tracker is not { } tracker)
             return new HealthReport(true, running, now);
 

@@ -62,7 +62,7 @@ public static class ServiceCollectionExtensions
         services.AddSingleton<PositionStoreCircuit>();
         services.TryAddSingleton<IPositionStore>(sp => new ResilientPositionStore(sp.GetRequiredService<PostgresPositionStore>(), sp.GetRequiredService<Polly.Registry.ResiliencePipelineProvider<string>>()));
         services.AddResiliencePipeline(ResilientPositionStore.PipelineName, (pipeline, context) =>
-            ResilientPositionStore.Configure(pipeline, context.ServiceProvider.GetRequiredService<PositionStoreCircuit>()));
+            ResilientPositionStore.Configure(pipeline, context.ServiceProvider.GetRequiredService<PositionStoreCircuit>(), Options(context.ServiceProvider).Replication.PositionStoreAttemptTimeout));
         services.TryAddSingleton<IApplyHolds, PostgresApplyHolds>();
         services.AddSingleton<ApplyStatus>();
         services.AddSingleton(sp =>

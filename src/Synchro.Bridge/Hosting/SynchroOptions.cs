@@ -108,6 +108,13 @@ public sealed class ReplicationOptions
     public TimeSpan DownstreamProbeAfter { get; set; } = TimeSpan.FromSeconds(3);
 
     /// <summary>
+    /// Each attempt of the position store (a stored position, a run's epoch, one slice of the
+    /// pending-changelog move) gives up after this long and is retried. Raise it for a slow or
+    /// distant database.
+    /// </summary>
+    public TimeSpan PositionStoreAttemptTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// Start although the slot is missing or starts after the position in sync_wal_position, i.e.
     /// knowingly skip the changes in between. Set it for one start (<c>synchro-bridge run --accept-gap</c>).
     /// </summary>

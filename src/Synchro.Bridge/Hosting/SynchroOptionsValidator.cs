@@ -42,6 +42,8 @@ internal sealed class SynchroOptionsValidator(IReadOnlyList<string>? shapeProble
             errors.Add($"Synchro:Source '{source}' is not a source name: use lower-case letters, digits, '_' and '-' (no '.'), at most 100 characters.");
         if (options.Replication.ConfirmationTimeout <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:ConfirmationTimeout must be positive, e.g. 00:01:00.");
+        if (options.Replication.PositionStoreAttemptTimeout <= TimeSpan.Zero)
+            errors.Add("Synchro:Replication:PositionStoreAttemptTimeout must be positive, e.g. 00:00:10.");
         if (options.Replication.DownstreamProbeAfter <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:DownstreamProbeAfter must be positive, e.g. 00:00:03.");
 

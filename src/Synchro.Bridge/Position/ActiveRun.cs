@@ -17,6 +17,14 @@ internal sealed class ActiveRun
     private volatile string? _snapshotProgress;
     private volatile string? _publicationDrift;
     private volatile PublishWait? _publishing;
+    private volatile ChangelogMove? _changelogMove;
+
+    /// <summary>The move of pending changelog rows an acknowledgement waits for; null between moves.</summary>
+    public ChangelogMove? ChangelogMove
+    {
+        get => _changelogMove;
+        set => _changelogMove = value;
+    }
 
     /// <summary>The batch whose publishing waits for the broker's confirmations; null between publishes.</summary>
     public PublishWait? Publishing

@@ -30,7 +30,8 @@ public sealed class ResilientPositionStore(IPositionStore inner, ResiliencePipel
         _pipeline.ExecuteAsync(static (state, ct) => new ValueTask(state.inner.SaveAsync(state.slotName, state.lsn, ct)), (inner, slotName, lsn), cancellationToken).AsTask();
 
     /// <summary>The pipeline: retry (outermost) → circuit breaker → timeout per attempt.</summary>
-    public static void Configure(ResiliencePipelineBuilder pipeline, PositionStoreCircuit circuit)
+    /// <param name="attemptTimeout">How long one attempt (a statement or a slice of one) may take.</param>
+    public static void Configure(ResiliencePipelineBuilder pipeline, PositionStoreCircuit circuit, TimeSpan attemptTimeout)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(circuit);
@@ -63,7 +64,7 @@ public sealed class ResilientPositionStore(IPositionStore inner, ResiliencePipel
                     return default;
                 },
             })
-            .AddTimeout(new TimeoutStrategyOptions { Timeout = TimeSpan.FromSeconds(10) });
+            .AddTimeout(new TimeoutStrategyOptions { Timeout = attemptTimeout });
     }
 }
 

@@ -194,6 +194,8 @@ public sealed class SidecarTables
             commit_lsn  pg_lsn      NOT NULL,
             change_idx  integer     NOT NULL
         );
+        -- Moved in slices, each the first rows in commit order (see PendingChangelog).
+        {EnsureIndex(ChangelogPending, "sync_changelog_pending_order", "source", "commit_lsn", "change_idx", "ord")}
 
         CREATE TABLE IF NOT EXISTS {ApplyPartitions} (
             source              text        NOT NULL,
