@@ -57,6 +57,9 @@ internal sealed class BridgeHealth(
             return new HealthReport(false, $"replication keeps failing since {interruption.Since:u}, last: {interruption.Reason}", now);
 
         var running = activeRun.SnapshotProgress is { } snapshot ? "running; " + snapshot : "running";
+        // Every wait of the slot reader depends on confirmations ahead of it; one that lasts is a stall whatever runs beside it.
+        if (activeRun.Budget?.StreamWaitingSince is { } waiting && now - waiting > threshold)
+            return new HealthReport(false, $"the slot reader has waited {(now - waiting).TotalSeconds:0} s for in-flight bytes ({activeRun.Budget.Used} of Batching:MaxInFlightBytes {activeRun.Budget.Capacity}) to be confirmed downstream; check the bucket consumer and the broker. PostgreSQL keeps the WAL meanwhile.", now);
         // A large transaction's changelog rows move into sync_changelog in slices before its LSN is
         // acknowledged: name that wait, green while slices commit, red once one does not.
         if (activeRun.ChangelogMove is { } move && now - move.Since > HealthFileWriter.Interval)

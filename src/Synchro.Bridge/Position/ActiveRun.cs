@@ -18,6 +18,14 @@ internal sealed class ActiveRun
     private volatile string? _publicationDrift;
     private volatile PublishWait? _publishing;
     private volatile ChangelogMove? _changelogMove;
+    private volatile Replication.ByteBudget? _budget;
+
+    /// <summary>The run's in-flight byte budget, whose wait health watches.</summary>
+    public Replication.ByteBudget? Budget
+    {
+        get => _budget;
+        set => _budget = value;
+    }
 
     /// <summary>The move of pending changelog rows an acknowledgement waits for; null between moves.</summary>
     public ChangelogMove? ChangelogMove

@@ -151,7 +151,8 @@ internal sealed class ReplicationService(
     {
         var settings = options.Value;
         var runId = Guid.NewGuid();
-        var budget = new ByteBudget(settings.Batching.MaxInFlightBytes);
+        var budget = new ByteBudget(settings.Batching.MaxInFlightBytes, time);
+        activeRun.Budget = budget;
         using var tracker = new AckTracker(runId, settings.Batching.MaxInFlightBatches, time, budget.Release);
         activeRun.Tracker = tracker;
         var events = Channel.CreateBounded<DecodedEvent>(new BoundedChannelOptions(settings.Batching.DecodedEventBuffer)

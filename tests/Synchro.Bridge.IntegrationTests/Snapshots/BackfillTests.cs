@@ -120,6 +120,52 @@ public sealed class BackfillTests(ITestOutputHelper output)
         bridge.AssertRunning();
     }
 
+    /// <summary>
+    /// A chunk holds its bytes until the stream reaches its watermark. Rows larger than what the
+    /// budget has left, committed before that watermark, must not wait for those bytes: they come
+    /// back only once the reader has read past the rows.
+    /// </summary>
+    [Fact]
+    public async Task rows_larger_than_the_budget_left_written_during_a_backfill_pass_the_chunks_that_wait_behind_them()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        await env.ExecuteAsync("INSERT INTO items (id, owner_id, title) SELECT 900000000 + g, g % 7, 'existing ' || g FROM generate_series(1, 3000) g");
+        var settings = scenario.Settings();
+        // 2 MB in flight, so a chunk may hold 512 kB, and every 3 MB row is larger than the whole budget.
+        settings["Synchro:Batching:MaxInFlightBytes"] = "2097152";
+        settings["Synchro:Batching:MaxBatchBytes"] = "524288";
+        settings["Synchro:Snapshot:ChunkRows"] = "500";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+
+        var firstLive = await env.ScalarAsync<long>("SELECT coalesce(max(id), 0) + 1 FROM test_audit");
+        using var stop = new CancellationTokenSource();
+        var large = Task.Run(async () =>
+        {
+            var written = 0;
+            for (var id = 1; !stop.IsCancellationRequested; id++, written++)
+            {
+                await env.ExecuteAsync($"INSERT INTO items (id, owner_id, title) VALUES ({950_000_000 + id}, {id % 7}, repeat(md5('{id}'), 100000))");
+                // Paced to what the bridge applies (each row alone in flight), so the stream does not fall ever further behind.
+                await Task.Delay(250, CancellationToken.None);
+            }
+            return written;
+        });
+        var request = BridgeProcess.Start(settings, null, "backfill", "items");
+        Assert.Equal(0, await request.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+        // Before the fix the reader waited for ever at the first such row ahead of a chunk's watermark.
+        await Eventually.Until(() => env.ScalarAsync<long>("SELECT count(*) FROM sync_snapshots WHERE table_name = 'items' AND kind = 'backfill' AND status = 'done'"), n => n == 1, "the backfill to end", TimeSpan.FromSeconds(90));
+        await stop.CancelAsync();
+        var written = await large;
+        Assert.True(written > 0, "no large row was written during the backfill");
+        await scenario.WaitForCatchUpAsync(bridge, Deadline);
+
+        await BackfillOracle.AssertAsync(env, "items", row => AuditOracle.OwnerRule(row, "owner_id", "owner"), firstLive);
+        output.WriteLine($"measured: {written} rows of 3.2 MB written while 3,000 rows were backfilled in chunks of 500");
+        bridge.AssertRunning();
+    }
+
     /// <summary>Writers on notes: owners changed, bodies edited, rows deleted and inserted.</summary>
     private static Task<long> WriteNotesAsync(string connectionString, int notes, int clients, int seed, CancellationToken stop) =>
         PacedWriters.RunAsync(connectionString, clients, seed, (client, random) =>

@@ -35,4 +35,24 @@ public sealed class ByteBudgetTests
         budget.Release(5_000);
         await next.WaitAsync(TimeSpan.FromSeconds(5));
     }
+
+    [Fact]
+    public async Task a_row_larger_than_what_is_left_does_not_wait_for_a_chunk_whose_watermark_is_behind_it()
+    {
+        var budget = new ByteBudget(1_000);
+        await budget.AcquireAheadOfStreamAsync(250, CancellationToken.None);
+
+        await budget.AcquireAsync(900, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1_150, budget.Used);
+        Assert.Null(budget.StreamWaitingSince);
+
+        // Once the watermark is read the chunk's bytes are the stream's: the next row waits for them.
+        budget.ReachedStream(250);
+        var next = budget.AcquireAsync(100, CancellationToken.None).AsTask();
+        Assert.False(next.IsCompleted);
+        Assert.NotNull(budget.StreamWaitingSince);
+        budget.Release(1_150);
+        await next.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Null(budget.StreamWaitingSince);
+    }
 }

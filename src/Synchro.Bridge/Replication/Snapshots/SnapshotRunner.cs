@@ -221,11 +221,12 @@ internal sealed class SnapshotRunner(
 
                 bytes += gone.Sum(id => 128 + 2L * id.Length);
 
-                await budget.AcquireAsync(bytes, cancellationToken);
+                await budget.AcquireAheadOfStreamAsync(bytes, cancellationToken);
                 var pending = new PendingChunk(job.Id, chunk, reader, rows, snapshot, job.Kind != SnapshotKind.Rebuild, done, bytes) { Gone = gone };
                 var outcome = watermarks.Submit(pending);
                 await EmitWatermarkAsync(watermarks.Watermark(job.Id, chunk++), cancellationToken);
                 var result = await outcome.WaitAsync(cancellationToken);
+                budget.ReachedStream(bytes);
                 if (result == ChunkOutcome.Retry)
                 {
                     budget.Release(bytes); // never entered a batch
