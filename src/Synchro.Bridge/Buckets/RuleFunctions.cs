@@ -9,6 +9,9 @@ namespace Synchro.Bridge.Buckets;
 /// Calls the rule functions of a batch's changes inside the apply transaction: one statement per
 /// function for all its rows, values passed as parameters. When a call fails, the rows are called
 /// one by one, each in its own savepoint, so only the rows whose call fails become rule failures.
+/// An error of the environment (the function dropped, EXECUTE revoked, an object it needs gone) is
+/// no row's failure: it would file every row. It holds the change set, with what to do, and the
+/// consumer retries it until the environment is fixed.
 /// </summary>
 internal static class RuleFunctions
 {
@@ -28,6 +31,10 @@ internal static class RuleFunctions
                 foreach (var (position, buckets) in await CallAsync(connection, call.Key, rows, cancellationToken))
                     outputs[position] = new RuleOutput(buckets, null);
                 await transaction.ReleaseAsync("rule_function", cancellationToken);
+            }
+            catch (PostgresException e) when (IsEnvironment(e))
+            {
+                throw Held(call.Key, e);
             }
             catch (PostgresException e) when (!cancellationToken.IsCancellationRequested && !IsRetryable(e))
             {
@@ -49,6 +56,10 @@ internal static class RuleFunctions
             await transaction.ReleaseAsync("rule_function_row", cancellationToken);
             return new RuleOutput(output.GetValueOrDefault(row.Position, []), null);
         }
+        catch (PostgresException e) when (IsEnvironment(e))
+        {
+            throw Held(rule, e);
+        }
         catch (PostgresException e) when (!cancellationToken.IsCancellationRequested && !IsRetryable(e))
         {
             await transaction.RollbackAsync("rule_function_row", cancellationToken);
@@ -64,6 +75,15 @@ internal static class RuleFunctions
     private static bool IsRetryable(PostgresException e) =>
         e.IsTransient || e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
             or PostgresErrorCodes.LockNotAvailable or PostgresErrorCodes.QueryCanceled || TransientFailures.IsTransient(e);
+
+    /// <summary>Privileges and missing objects: the same for every row, fixed by an operator, not by the data.</summary>
+    private static bool IsEnvironment(PostgresException e) =>
+        e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.UndefinedFunction or PostgresErrorCodes.UndefinedTable
+            or PostgresErrorCodes.UndefinedObject or PostgresErrorCodes.InvalidSchemaName;
+
+    private static SynchroException Held(FunctionRule rule, PostgresException e) => new(
+        $"the bucket rule function {rule.FunctionSchema}.{rule.FunctionName} of {rule.Table} cannot be called ({e.SqlState}: {e.MessageText}); " +
+        $"restore it or GRANT EXECUTE ON FUNCTION {rule.QuotedFunction} to the bridge's role (and what it reads). Its change sets are held, not filed as rule failures, and applied once the call works.", e);
 
     private static async Task<Dictionary<ChangePosition, List<string>>> CallAsync(NpgsqlConnection connection, FunctionRule rule, List<StagedChange> rows, CancellationToken cancellationToken)
     {

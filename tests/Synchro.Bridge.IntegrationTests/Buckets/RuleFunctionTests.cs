@@ -78,6 +78,36 @@ public sealed class RuleFunctionTests
     }
 
     [Fact]
+    public async Task a_rule_function_dropped_under_the_running_bridge_holds_its_change_sets_with_health_red_and_files_no_row_as_a_failure()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        await scenario.Env.ExecuteAsync(Docs + ";" + FixedRule);
+        var settings = Settings(scenario);
+        settings["Synchro:Health:File"] = Path.Combine(Path.GetTempPath(), $"{scenario.Env.Name}.{Guid.NewGuid():N}.health");
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+        await scenario.Env.ExecuteAsync("INSERT INTO docs VALUES (1, 5, 'plan')");
+        await scenario.WaitForCatchUpAsync(bridge, TimeSpan.FromMinutes(1));
+
+        // An error of the environment, the same for every row: before, each row became a rule failure.
+        await scenario.Env.ExecuteAsync("DROP FUNCTION doc_buckets(text, text, jsonb, jsonb)");
+        var written = await scenario.Env.CurrentWalLsnAsync();
+        await scenario.Env.ExecuteAsync("INSERT INTO docs VALUES (2, 6, 'notes'), (3, 7, 'draft')");
+        var (_, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => !h.Healthy, "health to turn red");
+        Assert.Contains("the bucket rule function public.doc_buckets of public.docs cannot be called (42883: function public.doc_buckets(text, text, jsonb, jsonb) does not exist); restore it or GRANT EXECUTE ON FUNCTION", detail, StringComparison.Ordinal);
+        Assert.Equal(0, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures"));
+        Assert.True(await scenario.Env.ConfirmedFlushLsnAsync() <= written, "the held change set was acknowledged");
+        Assert.Equal(["docs|1|all-docs", "docs|1|team:5"], await scenario.Env.EdgesAsync());
+
+        // Restored: the held change set applies by itself, placing every row.
+        await scenario.Env.ExecuteAsync(FixedRule);
+        await scenario.WaitForCatchUpAsync(bridge, TimeSpan.FromMinutes(1));
+        Assert.Equal(["docs|1|all-docs", "docs|1|team:5", "docs|2|all-docs", "docs|2|team:6", "docs|3|all-docs", "docs|3|team:7"], await scenario.Env.EdgesAsync());
+        Assert.Equal(0, await scenario.Env.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures"));
+        await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => h.Healthy, "health to turn green again");
+    }
+
+    [Fact]
     public async Task a_rule_function_that_does_not_exist_stops_start_up_with_what_to_create()
     {
         await using var scenario = await FaultScenario.CreateAsync();
