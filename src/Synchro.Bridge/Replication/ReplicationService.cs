@@ -485,11 +485,12 @@ internal sealed class ReplicationService(
         using var activity = BridgeMetrics.Activities.StartActivity("publish batch", ActivityKind.Producer);
         activity?.SetTag("synchro.batch", batch.Sequence);
         activity?.SetTag("synchro.changes", batch.ChangeCount);
-        // Messages first: a batch without change sets is acknowledged as soon as it is registered.
-        await publisher.PublishMessagesAsync(batch, cancellationToken);
         // The bucket consumer confirms each part of the batch; one more part is ours: the subscribers'
-        // change sets, confirmed by the broker. Without it the slot could be acknowledged (every part
-        // applied) before those were published, and a crash in between would lose them for subscribers.
+        // change sets and logical messages, confirmed by the broker. Without it the slot could be
+        // acknowledged (every part applied, or none to apply) before those were published, and a crash
+        // in between would lose them for subscribers. Registered before anything is published: a batch
+        // of non-transactional messages alone would otherwise leave the tracker idle, and the idle
+        // acknowledgement would pass the messages while their publish still waits for the broker.
         var published = batch.BucketParts.Count;
         if (batch.Barrier)
             await tracker.WhenConfirmedAsync(batch.Sequence - 1, cancellationToken); // every partition has applied what came before
@@ -497,6 +498,7 @@ internal sealed class ReplicationService(
         activeRun.Publishing = new PublishWait(batch.Sequence, time.GetUtcNow());
         try
         {
+            await publisher.PublishMessagesAsync(batch, cancellationToken);
             await publisher.PublishAsync(batch, cancellationToken);
         }
         finally

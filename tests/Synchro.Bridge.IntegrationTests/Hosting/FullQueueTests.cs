@@ -47,4 +47,39 @@ public sealed class FullQueueTests
         Assert.Equal(["user:7|todos|1|1", "user:7|todos|2|1"], await env.ChangelogAsync());
         await Eventually.Until(() => OperatorEndpointTests.ProbeAsync(baseUri, OperatorEndpoints.ReadyPath), p => p.Code == HttpStatusCode.OK, "ready again");
     }
+
+    [Fact]
+    public async Task a_non_transactional_message_whose_publish_waits_is_not_acknowledged_and_arrives_after_a_crash()
+    {
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        var settings = scenario.Settings();
+        settings["Synchro:Health:AckStallThreshold"] = "00:00:01";
+        var bridge = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(bridge);
+
+        // A first message declares the message exchange; then the only queue bound to it is full.
+        using var management = TestEnvironment.Management();
+        await env.ExecuteAsync("SELECT pg_logical_emit_message(false, 'audit.first', 'declares the exchange')");
+        await Eventually.Until(async () => (await management.GetAsync($"api/exchanges/{env.Name}/{Contracts.WireNames.LogicalMessageExchange}")).StatusCode, code => code == HttpStatusCode.OK, "the message exchange");
+        (await management.PutAsJsonAsync($"api/queues/{env.Name}/full-subscriber", new { durable = true, arguments = new Dictionary<string, object> { ["x-max-length"] = 0, ["x-overflow"] = "reject-publish" } })).EnsureSuccessStatusCode();
+        (await management.PostAsJsonAsync($"api/bindings/{env.Name}/e/{Contracts.WireNames.LogicalMessageExchange}/q/full-subscriber", new { routing_key = "#" })).EnsureSuccessStatusCode();
+
+        // Outside any transaction: nothing but the message is in flight while its publish waits.
+        await env.ExecuteAsync("SELECT pg_logical_emit_message(false, 'audit.waiting', 'must not be lost')");
+        var written = await env.CurrentWalLsnAsync();
+        var (_, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => !h.Healthy, "health to name the waiting publish");
+        Assert.Contains("for RabbitMQ to confirm its messages", detail, StringComparison.Ordinal);
+        // Several idle intervals have passed by now (health turns red after 1 s, written every 5 s).
+        Assert.True(await env.ConfirmedFlushLsnAsync() < written, "the slot was acknowledged past a message still waiting for the broker");
+
+        // A crash while it waits, the queue fixed, a subscriber, a new run: PostgreSQL sends the message again.
+        bridge.Kill();
+        (await management.DeleteAsync($"api/queues/{env.Name}/full-subscriber")).EnsureSuccessStatusCode();
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.waiting", [], ["audit.#"]);
+        var recovered = scenario.Start(settings);
+        await scenario.WaitForSlotHeldAsync(recovered);
+        await Eventually.Until(() => Task.FromResult(subscriber.Messages.Select(m => m.Prefix).ToList()), prefixes => prefixes.Contains("audit.waiting"), "the message after the crash");
+        await scenario.WaitForCatchUpAsync(recovered, TimeSpan.FromMinutes(1));
+    }
 }
