@@ -52,18 +52,18 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         changes.Sort((a, b) => a.Position.CompareTo(b.Position));
         // Partitions apply side by side, so their changelog rows wait to enter sync_changelog in commit
         // order; a single partition writes it directly, unless rows of an earlier layout still wait.
-        var pendingFor = layout.IsSingle && !pendingRows ? null : batch.Source;
+        var changelogPending = !layout.IsSingle || pendingRows;
         // Written with the first read, to save a round trip: the transaction makes it count only with the rest.
         var setApplied = changes.Count > 0 && !(changes[^1].Position <= partitionApplied) ? SetApplied(batch, layout, changes[^1].Position) : null;
-        var outcome = await ApplyChangesAsync(connection, transaction, changes, rules, applied, openFailures, cancellationToken, pendingFor, setApplied);
+        var outcome = await ApplyChangesAsync(connection, transaction, batch.Source, changes, rules, applied, openFailures, changelogPending, cancellationToken, setApplied);
         await transaction.CommitAsync(cancellationToken);
         return outcome;
     }
 
     /// <summary>Plans and writes the changes (in commit order), segment by segment around the set-based steps.</summary>
     internal async Task<ApplyOutcome> ApplyChangesAsync(
-        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, AppliedPositions applied, bool openFailures, CancellationToken cancellationToken,
-        string? pendingFor = null, NpgsqlBatchCommand? withFirstRead = null)
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string source, IReadOnlyList<StagedChange> changes, BucketRuleSet rules, AppliedPositions applied, bool openFailures, bool changelogPending,
+        CancellationToken cancellationToken, NpgsqlBatchCommand? withFirstRead = null)
     {
         ArgumentNullException.ThrowIfNull(applied);
         var outcome = new ApplyOutcome { Changes = changes.Count };
@@ -71,7 +71,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         var functionOutputs = await RuleFunctions.EvaluateAsync(connection, transaction, pending, rules, cancellationToken);
         var state = new Dictionary<RecordKey, RecordState>();
         var planner = new BatchPlanner(rules, state, functionOutputs);
-        var writer = new SegmentWriter(connection, tables, openFailures, pendingFor);
+        var writer = new SegmentWriter(connection, tables, source, openFailures, changelogPending);
         await LoadStateAsync(connection, BatchPlanner.KeysNeeded(changes, 0, rules), state, rules, cancellationToken, withFirstRead);
 
         var index = 0;
@@ -123,7 +123,7 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
                 // (none in recovery, where nothing can be written anyway).
                 SegmentWriter.Command(
                     $"""
-                    SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} WHERE resolved_at IS NULL),
+                    SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1), EXISTS (SELECT 1 FROM {tables.RuleFailures} f WHERE resolved_at IS NULL AND {SegmentWriter.OfThisSource("$1")}),
                            CASE WHEN NOT pg_is_in_recovery() THEN ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END
                     """,
                     source),

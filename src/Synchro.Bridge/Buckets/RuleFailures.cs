@@ -16,17 +16,19 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions se
 {
     private const int ReplayChunk = 1_000;
 
-    public async Task<IReadOnlyList<StoredFailure>> ListAsync(TableName? table, bool includeResolved, CancellationToken cancellationToken)
+    /// <summary>The failures of one source (sources sharing the sidecar schema each keep their own).</summary>
+    public async Task<IReadOnlyList<StoredFailure>> ListAsync(string source, TableName? table, bool includeResolved, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
             $"""
             SELECT id, created_at, table_name, record_id, operation, coalesce(commit_lsn::text || '#' || change_idx, ''), error_text, resolved_at, resolution
-            FROM {tables.RuleFailures}
-            WHERE ($1::text IS NULL OR table_name = $1) AND ($2 OR resolved_at IS NULL)
+            FROM {tables.RuleFailures} f
+            WHERE ($1::text IS NULL OR table_name = $1) AND ($2 OR resolved_at IS NULL) AND {SegmentWriter.OfThisSource("$3")}
             ORDER BY commit_lsn, change_idx, id
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)table?.SidecarName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = includeResolved });
+        command.Parameters.Add(new NpgsqlParameter { Value = source });
         var failures = new List<StoredFailure>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -43,6 +45,13 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions se
     /// data as they are now: a change that places now is written at its own position and resolved; a
     /// change the record has had a later change since is resolved as obsolete; one that still fails
     /// stays open with its new error. Serialised with the running bucket consumer of the source.
+    /// <para>
+    /// While changelog rows of the source wait in sync_changelog_pending (apply partitions, one of
+    /// which holds the acknowledgement back), earlier changes of a replayed record may be among them:
+    /// the replayed rows wait there too and enter sync_changelog with them, in commit order, when the
+    /// running bridge next acknowledges. Written directly, they would take a lower seq than those
+    /// earlier changes, and a reader would see the record in a bucket it left.
+    /// </para>
     /// </summary>
     public async Task<ApplyOutcome> ReplayAsync(string source, BucketRuleSet rules, TableName? table, CancellationToken cancellationToken)
     {
@@ -56,16 +65,27 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions se
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             await using (var timeout = new NpgsqlCommand(SidecarTables.AbandonedTransactionTimeout, connection))
                 await timeout.ExecuteNonQueryAsync(cancellationToken);
-            await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtext($1))", connection))
+            // Under the source's apply lock no partition writes: whether rows wait stays true while this chunk is written.
+            bool pending;
+            await using (var locking = new NpgsqlBatch(connection)
             {
-                lockCommand.Parameters.Add(new NpgsqlParameter { Value = "synchro:apply:" + source });
-                await lockCommand.ExecuteNonQueryAsync(cancellationToken);
+                BatchCommands =
+                {
+                    SegmentWriter.Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:apply:" + source),
+                    SegmentWriter.Command($"SELECT EXISTS (SELECT 1 FROM {tables.ChangelogPending} WHERE source = $1)", source),
+                },
+            })
+            {
+                await using var reader = await locking.ExecuteReaderAsync(cancellationToken);
+                await reader.NextResultAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                pending = reader.GetBoolean(0);
             }
 
-            var chunk = await OpenChunkAsync(connection, table, after, cancellationToken);
+            var chunk = await OpenChunkAsync(connection, source, table, after, cancellationToken);
             if (chunk.Count == 0)
                 return total;
-            var outcome = await store.ApplyChangesAsync(connection, transaction, chunk, rules, AppliedPositions.None, openFailures: true, cancellationToken);
+            var outcome = await store.ApplyChangesAsync(connection, transaction, source, chunk, rules, AppliedPositions.None, openFailures: true, pending, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             total.Changes += outcome.Changes;
             total.ChangelogRows += outcome.ChangelogRows;
@@ -76,12 +96,12 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions se
         }
     }
 
-    private async Task<List<StagedChange>> OpenChunkAsync(NpgsqlConnection connection, TableName? table, (NpgsqlLogSequenceNumber Lsn, int Index) after, CancellationToken cancellationToken)
+    private async Task<List<StagedChange>> OpenChunkAsync(NpgsqlConnection connection, string source, TableName? table, (NpgsqlLogSequenceNumber Lsn, int Index) after, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand(
             $"""
-            SELECT id, table_name, payload FROM {tables.RuleFailures}
-            WHERE resolved_at IS NULL AND payload IS NOT NULL AND commit_lsn IS NOT NULL
+            SELECT id, table_name, payload FROM {tables.RuleFailures} f
+            WHERE resolved_at IS NULL AND payload IS NOT NULL AND commit_lsn IS NOT NULL AND {SegmentWriter.OfThisSource("$4")}
               AND ($1::text IS NULL OR table_name = $1) AND (commit_lsn, change_idx) > ($2, $3)
             ORDER BY commit_lsn, change_idx
             LIMIT {ReplayChunk}
@@ -89,6 +109,7 @@ public sealed class RuleFailures(NpgsqlDataSource dataSource, SidecarSessions se
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)table?.SidecarName ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
         command.Parameters.Add(new NpgsqlParameter { Value = after.Lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
         command.Parameters.Add(new NpgsqlParameter { Value = after.Index });
+        command.Parameters.Add(new NpgsqlParameter { Value = source });
         var chunk = new List<StagedChange>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

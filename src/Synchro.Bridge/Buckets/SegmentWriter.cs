@@ -15,21 +15,23 @@ namespace Synchro.Bridge.Buckets;
 /// in commit order, and no transaction can commit a lower <c>seq</c> after a higher one is visible,
 /// so a reader that pulls <c>seq &gt; checkpoint</c> never misses a row.
 /// </summary>
+/// <param name="source">The source whose changes these are: its rule failures are its own.</param>
 /// <param name="openFailures">Whether sync_rule_failures has unresolved rows, which later changes of their records supersede.</param>
-/// <param name="pendingFor">The source whose changelog rows go to sync_changelog_pending instead (apply partitions); null to write sync_changelog.</param>
-internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables, bool openFailures, string? pendingFor = null)
+/// <param name="changelogPending">Whether changelog rows go to sync_changelog_pending (apply partitions) instead of sync_changelog.</param>
+internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables tables, string source, bool openFailures, bool changelogPending = false)
 {
+
     /// <summary>The changelog table and columns rows go to, with <c>$n</c> (the source) first for the pending table.</summary>
-    private string ChangelogInto => pendingFor is null
+    private string ChangelogInto => !changelogPending
         ? $"{tables.Changelog} (bucket_id, table_name, record_id, operation, commit_lsn, change_idx)"
         : $"{tables.ChangelogPending} (source, bucket_id, table_name, record_id, operation, commit_lsn, change_idx)";
 
-    private string SourceColumn(int sourceParameter) => pendingFor is null ? "" : $"${sourceParameter}::text, ";
+    private string SourceColumn(int sourceParameter) => !changelogPending ? "" : $"${sourceParameter}::text, ";
 
     /// <summary>A change writes a (bucket, record) row once; pending rows are deduplicated when they move.</summary>
-    private string OnConflict => pendingFor is null ? "ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING" : "";
+    private string OnConflict => !changelogPending ? "ON CONFLICT ON CONSTRAINT sync_changelog_once DO NOTHING" : "";
 
-    private object?[] WithSource(params object?[] values) => pendingFor is null ? values : [.. values, pendingFor];
+    private object?[] WithSource(params object?[] values) => !changelogPending ? values : [.. values, source];
 
     private bool _changelogLocked;
     private bool _openFailures = openFailures;
@@ -164,8 +166,8 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 batch.BatchCommands.Add(Command($"DELETE FROM {tables.BucketEdges} WHERE table_name = $1", table));
                 batch.BatchCommands.Add(Command($"DELETE FROM {tables.RecordPositions} WHERE table_name = $1", table));
                 batch.BatchCommands.Add(Command(
-                    $"UPDATE {tables.RuleFailures} SET resolved_at = now(), resolution = $4 WHERE table_name = $1 AND resolved_at IS NULL AND (commit_lsn, change_idx) < ($2, $3)",
-                    table, lsn, step.At.ChangeIndex, $"superseded by the TRUNCATE at {step.At}"));
+                    $"UPDATE {tables.RuleFailures} f SET resolved_at = now(), resolution = $4 WHERE table_name = $1 AND resolved_at IS NULL AND (commit_lsn, change_idx) < ($2, $3) AND {OfThisSource("$5")}",
+                    table, lsn, step.At.ChangeIndex, $"superseded by the TRUNCATE at {step.At}", source));
                 break;
         }
 
@@ -278,7 +280,7 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
     private void LockChangelog(NpgsqlBatch batch)
     {
         // Pending rows take their seq later, in the statement that moves them, under this lock.
-        if (_changelogLocked || pendingFor is not null)
+        if (_changelogLocked || changelogPending)
             return;
         batch.BatchCommands.Add(Command("SELECT pg_advisory_xact_lock(hashtext($1))", "synchro:changelog:" + tables.Schema));
         _changelogLocked = true;
@@ -359,9 +361,9 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
         {
             batch.BatchCommands.Add(Command(
                 $"""
-                INSERT INTO {tables.RuleFailures} (table_name, record_id, operation, commit_lsn, change_idx, error_text, payload)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]::pg_lsn[], $5::integer[], $6::text[], $7::text[]::jsonb[])
-                ON CONFLICT ON CONSTRAINT sync_rule_failures_idempotency DO NOTHING
+                INSERT INTO {tables.RuleFailures} (source, table_name, record_id, operation, commit_lsn, change_idx, error_text, payload)
+                SELECT $8, * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[]::pg_lsn[], $5::integer[], $6::text[], $7::text[]::jsonb[])
+                ON CONFLICT ON CONSTRAINT sync_rule_failures_once DO NOTHING
                 """,
                 fresh.Select(f => f.Table).ToArray(),
                 fresh.Select(f => f.RecordId).ToArray(),
@@ -369,7 +371,8 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
                 Lsns(fresh.Select(f => f.CommitLsn)),
                 fresh.Select(f => f.ChangeIndex).ToArray(),
                 fresh.Select(f => f.Error).ToArray(),
-                fresh.Select(f => JsonSerializer.Serialize(f.Change)).ToArray()));
+                fresh.Select(f => JsonSerializer.Serialize(f.Change)).ToArray(),
+                source));
         }
 
         var stillFailing = plan.Failures.Where(f => f.StoredId is not null).ToArray();
@@ -394,9 +397,17 @@ internal sealed class SegmentWriter(NpgsqlConnection connection, SidecarTables t
             UPDATE {tables.RuleFailures} f SET resolved_at = now(), resolution = 'superseded by the change at ' || a.commit_lsn::text || '#' || a.change_idx
             FROM unnest($1::text[], $2::text[], $3::text[]::pg_lsn[], $4::integer[]) AS a(table_name, record_id, commit_lsn, change_idx)
             WHERE f.resolved_at IS NULL AND f.table_name = a.table_name AND f.record_id = a.record_id AND (f.commit_lsn, f.change_idx) < (a.commit_lsn, a.change_idx)
+              AND {OfThisSource("$5")}
             """,
             applied.Select(a => a.Key.Table).ToArray(),
             applied.Select(a => a.Key.RecordId).ToArray(),
             Lsns(applied.Select(a => a.Value.CommitLsn.Value)),
-            applied.Select(a => a.Value.ChangeIndex).ToArray()));
+            applied.Select(a => a.Value.ChangeIndex).ToArray(),
+            source));
+
+    /// <summary>
+    /// Rule failures of the source: its own, and those an earlier version wrote without a source where
+    /// the migration could not tell whose they are (several sources in the schema).
+    /// </summary>
+    public static string OfThisSource(string parameter) => $"(f.source = {parameter} OR f.source IS NULL)";
 }

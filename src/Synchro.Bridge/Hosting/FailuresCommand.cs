@@ -32,7 +32,7 @@ internal static class FailuresCommand
     private static async Task<int> ListAsync(FileInfo? config, string? table, bool all, CancellationToken cancellationToken) =>
         await WithBridgeAsync(config, table, async (services, filter) =>
         {
-            var failures = await services.GetRequiredService<RuleFailures>().ListAsync(filter, all, cancellationToken);
+            var failures = await services.GetRequiredService<RuleFailures>().ListAsync(services.GetRequiredService<SourceIdentity>().Name, filter, all, cancellationToken);
             foreach (var failure in failures)
             {
                 var state = failure.ResolvedAt is null ? "open" : $"resolved {failure.ResolvedAt:u} ({failure.Resolution})";

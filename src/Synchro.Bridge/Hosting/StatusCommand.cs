@@ -7,6 +7,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Replication;
 using Synchro.Bridge.Sidecar;
 using Synchro.Bridge.Sources;
@@ -141,7 +142,13 @@ internal static class StatusCommand
                 held = new HeldChangeSet(reader.GetString(0), reader.GetInt64(1), reader.GetInt32(2), reader.GetString(3), reader.GetString(4), reader.GetInt32(5), reader.GetFieldValue<DateTimeOffset>(6));
         }
 
-        var open = await ScalarAsync<long>(connection, $"SELECT count(*) FROM {tables.RuleFailures} WHERE resolved_at IS NULL", cancellationToken);
+        long open;
+        await using (var command = new NpgsqlCommand($"SELECT count(*) FROM {tables.RuleFailures} f WHERE resolved_at IS NULL AND {SegmentWriter.OfThisSource("$1")}", connection))
+        {
+            command.Parameters.Add(new NpgsqlParameter { Value = source });
+            open = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+        }
+
         return new ApplyState(held, open);
     }
 

@@ -131,8 +131,8 @@ public sealed class SidecarTables
         {EnsureColumn(RuleFailures, "change_idx", "integer")}
         {EnsureColumn(RuleFailures, "resolved_at", "timestamptz")}
         {EnsureColumn(RuleFailures, "resolution", "text")}
-        {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{RuleFailures}'::regclass AND conname = 'sync_rule_failures_idempotency')",
-            $"ALTER TABLE {RuleFailures} ADD CONSTRAINT sync_rule_failures_idempotency UNIQUE (commit_lsn, change_idx);")}
+        -- The source the failed change came from: sources sharing this schema number their changes each on their own.
+        {EnsureColumn(RuleFailures, "source", "text")}
         {EnsureIndex(RuleFailures, "sync_rule_failures_created_at", "created_at")}
         {Conditional($"to_regclass('{Schema}.sync_rule_failures_open') IS NULL", $"CREATE INDEX sync_rule_failures_open ON {RuleFailures} (table_name, record_id) WHERE resolved_at IS NULL;")}
 
@@ -157,6 +157,12 @@ public sealed class SidecarTables
         {EnsureColumn(Runs, "system_identifier", "text")}
         {EnsureColumn(Runs, "timeline", "bigint")}
         {EnsureColumn(Runs, "generation_start_lsn", "pg_lsn")}
+        -- Failures were once unique on (commit_lsn, change_idx) alone, so a transaction failing in two sources kept
+        -- one failure. Those rows are the one source's where the schema has only one; with several, nobody can tell.
+        {Conditional($"NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{RuleFailures}'::regclass AND conname = 'sync_rule_failures_once')",
+            $"UPDATE {RuleFailures} SET source = (SELECT min(source) FROM {Runs}) WHERE source IS NULL AND (SELECT count(*) FROM {Runs}) = 1; " +
+            $"ALTER TABLE {RuleFailures} DROP CONSTRAINT IF EXISTS sync_rule_failures_idempotency; " +
+            $"ALTER TABLE {RuleFailures} ADD CONSTRAINT sync_rule_failures_once UNIQUE (source, commit_lsn, change_idx);")}
 
         CREATE TABLE IF NOT EXISTS {ApplyHolds} (
             source      text        PRIMARY KEY,

@@ -128,7 +128,9 @@ public sealed class SynchroCompatibilityTests
         Assert.Equal(0x1_016B_3748L, await env.ScalarAsync<long>("SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = 'old_slot'"));
         // A checksum of the old form cannot be converted: cleared until the record changes.
         Assert.Equal("todos|5|user:1|NULL", (await env.RowsAsync("SELECT table_name, record_id, bucket_id, checksum FROM sync_bucket_edges")).Single());
-        Assert.Equal("no owner|{}", (await env.RowsAsync("SELECT error_text, payload::text FROM sync_rule_failures")).Single());
+        // Unique per source now; the old row's source cannot be told (no run was recorded), so every source lists and replays it.
+        Assert.Equal("no owner|{}|NULL", (await env.RowsAsync("SELECT error_text, payload::text, source FROM sync_rule_failures")).Single());
+        Assert.Equal(["sync_rule_failures_once"], await env.RowsAsync("SELECT conname FROM pg_constraint WHERE conrelid = 'sync_rule_failures'::regclass AND contype = 'u'"));
         Assert.Equal("user:1|todos|5|1", (await env.ChangelogAsync()).Single());
         Assert.Equal(["todos|5|False"], await env.RowsAsync("SELECT table_name, record_id, removed FROM sync_record_positions"));
         Assert.Equal(["sync_changelog_once"], await env.RowsAsync("SELECT conname FROM pg_constraint WHERE conrelid = 'sync_changelog'::regclass AND contype = 'u'"));
