@@ -36,7 +36,10 @@ public sealed class PostgresSidecarStore(SidecarSessions sessions, SidecarTables
         if (batch.Timeline != 0 && timeline is { } now && now != batch.Timeline)
             return new ApplyOutcome { LeftTimeline = now };
         var partitionApplied = applied.Of(layout, batch.Partition);
-        if (batch.PreviousCommitLsn != 0 && partitionApplied is { } through && through < ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex))
+        // The part's predecessor in its partition (same run, same layout) must be applied: applied, it
+        // recorded a position at least as far. Nothing recorded yet (the first parts after the first start
+        // or a change of Apply:Partitions) means it was not either.
+        if (batch.PreviousCommitLsn != 0 && !(partitionApplied >= ChangePositions.At(batch.PreviousCommitLsn, batch.PreviousChangeIndex)))
             return new ApplyOutcome { PreviousMissing = true };
 
         var changes = new List<StagedChange>();

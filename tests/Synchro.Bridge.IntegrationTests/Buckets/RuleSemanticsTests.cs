@@ -1,3 +1,4 @@
+using System.Globalization;
 using Synchro.Bridge.Buckets;
 using Synchro.Bridge.Changes;
 using Synchro.Bridge.Hosting;
@@ -176,6 +177,53 @@ public sealed class RuleSemanticsTests
         Assert.Equal(0, bus.Confirmations(next.BatchSequence));
         Assert.Equal(["user:7|lists|1|1"], await bus.Env.ChangelogAsync());
         Assert.Equal("0/64|0", (await bus.Env.RowsAsync("SELECT applied_commit_lsn, applied_change_idx FROM sync_runs")).Single());
+    }
+
+    /// <summary>
+    /// The first parts of a partition, after the first start or a change of Apply:Partitions: nothing
+    /// recorded for the partition yet, and still a lost predecessor is a gap.
+    /// </summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public async Task a_part_whose_predecessor_was_never_applied_is_not_applied_where_its_partition_has_recorded_nothing_yet(int partitions)
+    {
+        await using var bus = await StartAsync(Tree, TreeTables);
+        var layout = new ApplyLayout(partitions, []);
+        var partition = partitions - 1;
+        var ids = Enumerable.Range(1, 100).Where(id => layout.PartitionOf("lists", id.ToString(CultureInfo.InvariantCulture)) == partition).Take(2).ToArray();
+        ChangeBatch Part(long id, ulong lsn, ulong previous, long user) =>
+            new(Source, bus.RunId, bus.NextBatchSequence(), 0, 1, [Set("lists", Insert(lsn, 0, id, Owner(user)))])
+            {
+                Layout = layout.Key,
+                Partition = partition,
+                PreviousCommitLsn = previous,
+            };
+        if (partitions > 1)
+        {
+            // Another partition has applied: the source has positions, this partition none.
+            var other = Enumerable.Range(1, 100).First(id => layout.PartitionOf("lists", id.ToString(CultureInfo.InvariantCulture)) == 0);
+            await bus.RedeliverAsync(Part(other, 100, 0, 6) with { Partition = 0 });
+        }
+
+        // Changelog rows of the parts after 100, written directly or waiting in sync_changelog_pending (partitions).
+        Task<List<string>> WrittenAsync() => bus.Env.RowsAsync(
+            """
+            SELECT bucket_id, table_name, record_id, operation FROM (
+                SELECT bucket_id, table_name, record_id, operation, commit_lsn, change_idx FROM sync_changelog
+                UNION ALL SELECT bucket_id, table_name, record_id, operation, commit_lsn, change_idx FROM sync_changelog_pending) c
+            WHERE commit_lsn > '0/64' ORDER BY commit_lsn, change_idx
+            """);
+        var lost = Part(ids[0], 200, 0, 7);
+        var next = Part(ids[1], 300, 200, 8);
+        await bus.PublishAsync(next);
+        Assert.Equal(0, bus.Confirmations(next.BatchSequence));
+        Assert.Empty(await WrittenAsync());
+
+        // The re-read brings the lost part first: both apply, neither taken for a replay.
+        await bus.RedeliverAsync(lost);
+        await bus.RedeliverAsync(next);
+        Assert.Equal([$"user:7|lists|{ids[0]}|1", $"user:8|lists|{ids[1]}|1"], await WrittenAsync());
     }
 
     private static T Resolve<T>(RuleHarness bus)

@@ -28,6 +28,9 @@ internal sealed class RuleHarness : IAsyncDisposable
     private readonly Dictionary<long, int> _deliveries = [];
     private long _nextBatch;
 
+    /// <summary>How long a step waits for the consumer.</summary>
+    private static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(30);
+
     private RuleHarness(TestEnvironment env, ServiceProvider services, BucketRuleSet rules)
     {
         Env = env;
@@ -89,7 +92,9 @@ internal sealed class RuleHarness : IAsyncDisposable
     public async Task PublishAsync(ChangeBatch batch)
     {
         await _harness.Bus.Publish(batch);
-        Assert.True(await _harness.Consumed.Any<ChangeBatch>(m => m.Context.Message.BatchSequence == batch.BatchSequence && m.Context.Message.PartIndex == batch.PartIndex));
+        await Eventually.Until(
+            () => Task.FromResult(_harness.Consumed.Select<ChangeBatch>(m => m.Context.Message.BatchSequence == batch.BatchSequence && m.Context.Message.PartIndex == batch.PartIndex).Any()),
+            $"the consumer to take batch {batch.BatchSequence}", WaitLimit);
     }
 
     /// <summary>Confirmations published for the batch so far.</summary>
@@ -102,10 +107,12 @@ internal sealed class RuleHarness : IAsyncDisposable
     {
         var deliveries = _deliveries[batch.BatchSequence] = _deliveries.GetValueOrDefault(batch.BatchSequence) + 1;
         await _harness.Bus.Publish(batch);
-        // SelectAsync yields confirmations as they come and ends when the harness has been idle a while.
-        var confirmed = await AsyncElementListExtensions.Count(AsyncElementListExtensions.Take(
-            _harness.Published.SelectAsync<ChangeSetApplied>(m => m.Context.Message.BatchSequence == batch.BatchSequence), deliveries));
-        if (_services.GetRequiredService<ApplyStatus>().Stall is { } stall)
+        // Polled, not waited for with the harness's SelectAsync: that ends once the harness has been idle,
+        // and its inactivity fires once and stays fired (after a part that is never confirmed, say).
+        var status = _services.GetRequiredService<ApplyStatus>();
+        var confirmed = await Eventually.Until(() => Task.FromResult(Confirmations(batch.BatchSequence)), n => n >= deliveries || status.Stall is not null,
+            $"the consumer to confirm batch {batch.BatchSequence}", WaitLimit);
+        if (status.Stall is { } stall)
             throw new InvalidOperationException($"Batch {batch.BatchSequence} is held: {stall.Hold.Error}");
         Assert.Equal(deliveries, confirmed);
     }
