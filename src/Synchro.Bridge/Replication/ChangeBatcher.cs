@@ -40,7 +40,6 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private readonly HashSet<RowChange> _bucketsOnly = new(ReferenceEqualityComparer.Instance);
     private readonly List<ChunkProgress> _progress = [];
     private readonly List<LogicalMessage> _messages = [];
-    private readonly List<LogicalMessage> _openMessages = [];
     private TransactionBegun? _open;
     private string? _openOrigin;
     private int _nextChangeIndex;
@@ -103,8 +102,10 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 return IsFull ? Cut() : null;
 
             case MessageEmitted message:
-                // Held until the commit: an aborted transaction's messages are never published.
-                _openMessages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, new Contracts.Lsn(message.Lsn), new Contracts.Lsn(Open(null).CommitLsn)));
+                // With the rows of its transaction, cut like them: PostgreSQL sends a transaction only once
+                // it committed (protocol 1, no streaming), so nothing waits for the commit record, and an
+                // outbox transaction of millions of messages goes out in batches of bounded bytes.
+                _messages.Add(new LogicalMessage(source, message.Prefix, message.Content, true, new Contracts.Lsn(message.Lsn), new Contracts.Lsn(Open(null).CommitLsn)));
                 return IsFull ? Cut() : null;
 
             case TransactionCommitted committed:
@@ -113,8 +114,6 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
                 watermarks?.Committed(_open.TransactionId);
                 _open = null;
                 _completedEndLsn = committed.EndLsn;
-                _messages.AddRange(_openMessages);
-                _openMessages.Clear();
                 return IsFull ? Cut() : null;
 
             default:

@@ -50,10 +50,10 @@ internal sealed record TablesTruncated(RelationSchema[] Relations) : DecodedEven
 internal sealed record MessageEmitted(string Prefix, byte[] Content, bool Transactional, ulong Lsn) : DecodedEvent
 {
     /// <summary>
-    /// A transactional message is held until its commit, past later cuts: counting it would pin
-    /// budget that only the commit behind a waiting row could free. It is counted as zero.
+    /// Counted like a row: it goes out with the batch it is read into, whose confirmation gives the
+    /// bytes back. A backfill's watermark is only read, never kept or published: nothing to count.
     /// </summary>
-    public override long Bytes => Transactional ? 0 : 128 + Content.Length + 2L * Prefix.Length;
+    public override long Bytes => Prefix == Snapshots.WatermarkChunks.Prefix ? 0 : 128 + Content.Length + 2L * Prefix.Length;
 }
 
 /// <param name="CommitLsn">LSN of the commit record.</param>

@@ -213,23 +213,47 @@ public sealed class ChangeBatcherTests
     }
 
     [Fact]
-    public void transactional_messages_wait_for_their_commit_and_vanish_with_an_abort_while_others_go_at_once()
+    public void transactional_messages_go_with_the_rows_of_their_transaction_counted_in_bytes_and_cut_like_them()
     {
         var batcher = Batcher();
         batcher.Add(new MessageEmitted("audit", [1], Transactional: false, Lsn: 900));
         batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
         batcher.Add(new OriginSet("upstream"));
-        batcher.Add(new MessageEmitted("audit", [2], Transactional: true, Lsn: 950));
+        var emitted = new MessageEmitted("audit", new byte[4096], Transactional: true, Lsn: 950);
+        batcher.Add(emitted);
         batcher.Add(Row(Todos, "1"));
 
-        var beforeCommit = batcher.Cut()!;
-        Assert.Equal([(byte)1], beforeCommit.Messages.Single().Content);
-        Assert.Equal("upstream", beforeCommit.Parts.Single().Changes.Single().Origin);
+        // A chunk of the open transaction takes its messages along: nothing is held until the commit.
+        var chunk = batcher.Cut()!;
+        Assert.Null(chunk.AckLsn);
+        Assert.Equal([(false, (ulong?)null), (true, (ulong?)1000)], chunk.Messages.Select(m => (m.Transactional, m.CommitLsn?.Value)));
+        Assert.Equal(("audit", 4096, 950UL), (chunk.Messages[1].Prefix, chunk.Messages[1].Content.Length, chunk.Messages[1].MessageLsn.Value));
+        Assert.True(emitted.Bytes >= 4096, "a transactional message counts its bytes");
+        Assert.True(chunk.Bytes >= emitted.Bytes, "the batch gives the message's bytes back when it is confirmed");
+        Assert.Equal("upstream", chunk.Parts.Single().Changes.Single().Origin);
 
         batcher.Add(new TransactionCommitted(1000, 1010));
-        var afterCommit = batcher.Cut()!;
-        var message = afterCommit.Messages.Single();
-        Assert.Equal(("audit", (byte)2, true, 950UL, (ulong?)1000), (message.Prefix, message.Content.Single(), message.Transactional, message.MessageLsn.Value, message.CommitLsn?.Value));
+        var commit = batcher.Cut()!;
+        Assert.Empty(commit.Messages);
+        Assert.Equal(1010UL, commit.AckLsn);
+    }
+
+    [Fact]
+    public void an_outbox_transaction_of_many_messages_is_cut_into_batches_of_bounded_bytes_before_its_commit()
+    {
+        var options = new BatchingOptions { MaxBatchBytes = 1_000_000, MaxInFlightBytes = 4_000_000 };
+        var batcher = new ChangeBatcher("slot", Guid.Empty, options);
+        batcher.Add(new TransactionBegun(1, 1000, Changes.CommittedAt));
+        var batches = new List<OutgoingBatch>();
+        for (var i = 0; i < 10_000; i++)
+        {
+            if (batcher.Add(new MessageEmitted("outbox", new byte[1024], Transactional: true, Lsn: 900 + (ulong)i)) is { } full)
+                batches.Add(full);
+        }
+
+        Assert.InRange(batches.Count, 9, 11); // 10 MB of messages in batches of 1 MB
+        Assert.All(batches, b => Assert.True(b.Bytes <= options.MaxBatchBytes + 2048, $"a batch of {b.Bytes} bytes"));
+        Assert.All(batches, b => Assert.Null(b.AckLsn));
     }
 
     private static RowChanged Wide(string id, int characters) =>
