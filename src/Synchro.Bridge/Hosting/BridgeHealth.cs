@@ -44,10 +44,12 @@ internal sealed class BridgeHealth(
             return new HealthReport(false, $"the bucket consumer cannot reach the database since {outage.Hold.Since:u}: {outage.Hold.Error}; it keeps retrying, later change sets wait.", now);
         if (applyStatus.LastForeign is { } foreign && now - foreign.At < threshold)
             return new HealthReport(false, $"change sets of another database ({foreign.Origin}) arrive under this bridge's source name; they are not applied here. Give each bridge its own Synchro:Source.", now);
-        if (circuit.OpenReason is { } open)
-            return new HealthReport(false, $"the position store's circuit is open ({open}): acknowledgements wait until PostgreSQL answers again.", now);
+        // Before the circuit: a standby acknowledges nothing, so a circuit an outage opened while this
+        // instance still held the slot would never close, and would keep a healthy standby red.
         if (activeRun.Standby is { } standby)
             return new HealthReport(true, $"standby: the slot is held by {standby.Holder} since {standby.Since:u}; this instance takes over when it is free.", now);
+        if (circuit.OpenReason is { } open)
+            return new HealthReport(false, $"the position store's circuit is open ({open}): acknowledgements wait until PostgreSQL answers again.", now);
         if (activeRun.Held is { } downstream)
             return new HealthReport(false, downstream.Describe(), now);
 

@@ -44,6 +44,11 @@ internal sealed class SynchroOptionsValidator(IReadOnlyList<string>? shapeProble
             errors.Add("Synchro:Replication:ConfirmationTimeout must be positive, e.g. 00:01:00.");
         if (options.Replication.PositionStoreAttemptTimeout <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:PositionStoreAttemptTimeout must be positive, e.g. 00:00:10.");
+        // Zero would make the position reporter spin, a negative interval crash its timer.
+        if (options.Replication.IdleAckInterval <= TimeSpan.Zero)
+            errors.Add("Synchro:Replication:IdleAckInterval must be positive, e.g. 00:00:01.");
+        if (options.Health.AckStallThreshold <= TimeSpan.Zero)
+            errors.Add("Synchro:Health:AckStallThreshold must be positive, e.g. 00:02:00.");
         if (options.Replication.DownstreamProbeAfter <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:DownstreamProbeAfter must be positive, e.g. 00:00:03.");
 

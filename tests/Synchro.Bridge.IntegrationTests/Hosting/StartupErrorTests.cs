@@ -104,6 +104,9 @@ public sealed class StartupErrorTests
         await using var env = await TestEnvironment.CreateAsync();
         var settings = env.BridgeSettings(("Bad Name", "user_id"));
         settings["Synchro:Replication:SlotName"] = "Bad-Slot";
+        // Zero would spin the position reporter; a negative interval crashes its timer.
+        settings["Synchro:Replication:IdleAckInterval"] = "00:00:00";
+        settings["Synchro:Health:AckStallThreshold"] = "-00:00:01";
 
         var (exitCode, output) = await RunAsync(env, settings);
 
@@ -111,6 +114,8 @@ public sealed class StartupErrorTests
         AssertOneLine(output, "synchro-bridge: configuration error: ");
         Assert.Contains("'Bad-Slot' is not a valid slot name", output, StringComparison.Ordinal);
         Assert.Contains("Synchro:Tables:0:Name: 'Bad Name' is not a table name we accept", output, StringComparison.Ordinal);
+        Assert.Contains("Synchro:Replication:IdleAckInterval must be positive, e.g. 00:00:01", output, StringComparison.Ordinal);
+        Assert.Contains("Synchro:Health:AckStallThreshold must be positive, e.g. 00:02:00", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -100,4 +100,18 @@ public sealed class BridgeHealthTests
         Assert.True(report.Healthy);
         Assert.StartsWith("standby: the slot is held by pid 42 (synchro-bridge/abc) since ", report.Detail, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void an_instance_that_lost_the_slot_during_a_database_outage_is_a_healthy_standby_though_its_circuit_opened_before()
+    {
+        // The outage opened the circuit while this instance held the slot; another took the slot when
+        // PostgreSQL came back. A standby acknowledges nothing, so nothing would ever close the circuit.
+        _circuit.Opened("connection refused");
+        _run.WaitingAsStandby("pid 42 (synchro-bridge/abc)", _time.GetUtcNow());
+
+        var report = Health().Evaluate();
+
+        Assert.True(report.Healthy, report.Detail);
+        Assert.StartsWith("standby: the slot is held by pid 42", report.Detail, StringComparison.Ordinal);
+    }
 }

@@ -44,6 +44,20 @@ public sealed class SynchroOptionsValidatorTests
         Assert.StartsWith("Synchro:Tables:0:Name:", failure, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("00:00:00", "00:02:00", "Synchro:Replication:IdleAckInterval must be positive, e.g. 00:00:01.")]
+    [InlineData("-00:00:01", "00:02:00", "Synchro:Replication:IdleAckInterval must be positive, e.g. 00:00:01.")]
+    [InlineData("00:00:01", "00:00:00", "Synchro:Health:AckStallThreshold must be positive, e.g. 00:02:00.")]
+    [InlineData("00:00:01", "-00:01:00", "Synchro:Health:AckStallThreshold must be positive, e.g. 00:02:00.")]
+    public void intervals_of_the_position_reporter_and_health_must_be_positive(string idleAckInterval, string ackStallThreshold, string expected)
+    {
+        var options = Valid();
+        options.Replication.IdleAckInterval = TimeSpan.Parse(idleAckInterval, System.Globalization.CultureInfo.InvariantCulture);
+        options.Health.AckStallThreshold = TimeSpan.Parse(ackStallThreshold, System.Globalization.CultureInfo.InvariantCulture);
+
+        Assert.Equal(expected, Assert.Single(Failures(options)));
+    }
+
     [Fact]
     public void duplicate_tables_bad_slot_names_and_non_amqp_uris_are_refused()
     {
