@@ -42,7 +42,7 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private readonly List<LogicalMessage> _messages = [];
     private TransactionBegun? _open;
     private string? _openOrigin;
-    private int _nextChangeIndex;
+    private long _nextChangeIndex;
     private ulong? _completedEndLsn;
     private long _nextSequence;
     private long _pendingBytes;
@@ -250,11 +250,29 @@ internal sealed class ChangeBatcher(string source, Guid runId, BatchingOptions o
     private TransactionBegun Open(TableName? table) =>
         _open ?? throw new UndecodableMessageException($"A change{(table is null ? "" : " to " + table)} arrived outside a transaction. Nothing past it was acknowledged; restart the bridge.");
 
+    /// <summary>Where the open transaction's numbering stands; tests move it near the end of the range.</summary>
+    internal long NextChangeIndex
+    {
+        get => _nextChangeIndex;
+        set => _nextChangeIndex = value;
+    }
+
     private void Append(TransactionBegun open, RelationSchema relation, ChangeOperation operation, string recordId, ColumnValue[]? newRow, ColumnValue[]? oldRow, long bytes,
-        bool oldRowIsKey = false, string? previousRecordId = null) =>
-        _pending.Add((relation, new RowChange(open.CommitLsn, _nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin)
+        bool oldRowIsKey = false, string? previousRecordId = null)
+    {
+        // The index is half of every idempotency key and a 32-bit integer in the sidecar tables: wrapped,
+        // it would go negative and every later change of the transaction would look like a replay.
+        if (_nextChangeIndex > int.MaxValue)
+        {
+            throw new UndecodableMessageException(
+                $"Transaction {open.TransactionId} (commit at {Lsn.Format(open.CommitLsn)}) has more than {int.MaxValue} row changes, more than a change index numbers (change_idx is a 32-bit integer). Nothing of it was acknowledged. " +
+                $"Move the slot past it (SELECT pg_replication_slot_advance('<slot>', '<an LSN after {Lsn.Format(open.CommitLsn)}>')), then run synchro-bridge run --accept-gap, which reads the configured tables again.");
+        }
+
+        _pending.Add((relation, new RowChange(open.CommitLsn, (int)_nextChangeIndex++, open.TransactionId, open.CommittedAt, operation, recordId, newRow, oldRow, _openOrigin)
         {
             OldRowIsKey = oldRowIsKey,
             PreviousRecordId = previousRecordId,
         }, bytes));
+    }
 }

@@ -52,7 +52,7 @@ public sealed class ChangeBatcherTests
     }
 
     [Fact]
-    public async Task a_chunk_that_missed_a_truncate_in_the_stream_adds_nothing_and_is_read_again()
+    public async Task a_chunk_that_missed_a_truncate_in_the_stream_adds_no_row_and_its_job_moves_on()
     {
         var run = Guid.NewGuid();
         var watermarks = new Synchro.Bridge.Replication.Snapshots.WatermarkChunks("slot", run);
@@ -71,9 +71,10 @@ public sealed class ChangeBatcherTests
         var batch = batcher.Cut()!;
 
         Assert.Equal([ChangeOperation.Truncate], batch.Parts.SelectMany(p => p.Changes).Select(c => c.Operation));
-        Assert.Empty(batch.Progress);
-        Assert.Equal(128, batch.Bytes); // the truncate's; the chunk's budget stays with the backfill, which reads it again
-        Assert.Same(Synchro.Bridge.Replication.Snapshots.ChunkOutcome.Retry, await outcome);
+        // The TRUNCATE removed every row the chunk read: none enters, the job moves past the chunk's keys.
+        Assert.Equal((7L, 1, true), batch.Progress.Select(p => (p.JobId, p.Rows, p.Done)).Single());
+        Assert.Equal(128 + 100, batch.Bytes); // the truncate's and the chunk's, given back once the batch is confirmed
+        Assert.Equal(new Synchro.Bridge.Replication.Snapshots.ChunkOutcome(0, 1), await outcome);
     }
 
     [Fact]
@@ -254,6 +255,22 @@ public sealed class ChangeBatcherTests
         Assert.InRange(batches.Count, 9, 11); // 10 MB of messages in batches of 1 MB
         Assert.All(batches, b => Assert.True(b.Bytes <= options.MaxBatchBytes + 2048, $"a batch of {b.Bytes} bytes"));
         Assert.All(batches, b => Assert.Null(b.AckLsn));
+    }
+
+    [Fact]
+    public void a_transaction_with_more_changes_than_a_change_index_numbers_stops_with_what_to_do_instead_of_wrapping()
+    {
+        var batcher = Batcher();
+        batcher.Add(new TransactionBegun(7, 1000, Changes.CommittedAt));
+        batcher.NextChangeIndex = int.MaxValue;
+        batcher.Add(Row(Todos, "1"));
+        var last = batcher.Cut()!.Parts.Single().Changes.Single();
+        Assert.Equal(int.MaxValue, last.ChangeIndex);
+
+        var error = Assert.Throws<UndecodableMessageException>(() => batcher.Add(Row(Todos, "2")));
+
+        Assert.StartsWith("Transaction 7 (commit at 0/3E8) has more than 2147483647 row changes", error.Message, StringComparison.Ordinal);
+        Assert.Contains("then run synchro-bridge run --accept-gap", error.Message, StringComparison.Ordinal);
     }
 
     private static RowChanged Wide(string id, int characters) =>

@@ -75,17 +75,57 @@ public sealed class WatermarkChunksTests
     }
 
     [Fact]
-    public async Task a_truncate_the_chunk_did_not_see_makes_it_read_again()
+    public async Task a_truncate_the_chunk_did_not_see_lets_no_row_of_it_in_and_the_job_moves_on()
     {
         var chunks = new WatermarkChunks("src", Guid.NewGuid());
         chunks.Track(Table);
+        var outcome = chunks.Submit(Chunk(1, 0, "100:110:105", "1", "2"));
         chunks.Observe(105, Table, null);
-        var outcome = chunks.Submit(Chunk(1, 0, "100:110:105", "1"));
 
         var reached = chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0)));
 
-        Assert.Null(reached); // nothing joins the stream, and no progress is recorded
+        // Every row read predates the TRUNCATE the stream already carries: none enters, and the
+        // progress is recorded, so a TRUNCATE every few moments cannot make the chunk retry for ever.
+        Assert.Empty(reached!.Value.Rows);
+        Assert.Empty(reached.Value.Gone);
+        Assert.Equal(new ChunkOutcome(0, 2), await outcome);
+
+        var next = chunks.Submit(Chunk(1, 1, "120:130:125", "3"));
+        chunks.Observe(125, Table, null);
+        Assert.Empty(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 1)))!.Value.Rows);
+        Assert.Equal(new ChunkOutcome(0, 1), await next);
+    }
+
+    [Fact]
+    public async Task a_transaction_too_large_to_track_by_key_that_the_chunk_did_not_see_makes_it_read_again()
+    {
+        var chunks = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Track(Table);
+        var outcome = chunks.Submit(Chunk(1, 0, "100:110:105", "1"));
+        for (var key = 0; key <= 50_000; key++)
+            chunks.Observe(105, Table, key.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.Null(chunks.Reached(WatermarkChunks.Prefix, Encoding.UTF8.GetBytes(chunks.Watermark(1, 0))));
         Assert.Same(ChunkOutcome.Retry, await outcome);
+    }
+
+    [Fact]
+    public void a_catch_up_backlog_of_transactions_every_chunk_sees_is_not_tracked()
+    {
+        var chunks = new WatermarkChunks("src", Guid.NewGuid());
+        chunks.Track(Table);
+        chunks.Observe(7, Table, "before the first chunk");
+        _ = chunks.Submit(Chunk(1, 0, "300000:300000:", "1"));
+        Assert.Equal(0, chunks.TrackedTransactions(Table)); // the first chunk's snapshot sees it
+
+        // The stream far behind the backfill: 200,000 transactions committed before the chunk was read.
+        for (uint transaction = 10; transaction < 200_010; transaction++)
+            chunks.Observe(transaction, Table, "k" + transaction);
+        Assert.Equal(0, chunks.TrackedTransactions(Table));
+
+        // Only one the snapshot does not see is kept, until a watermark shows it seen.
+        chunks.Observe(300_001, Table, "2");
+        Assert.Equal(1, chunks.TrackedTransactions(Table));
     }
 
     [Fact]

@@ -16,8 +16,11 @@ namespace Synchro.Bridge.Replication.Snapshots;
 /// </summary>
 /// <remarks>
 /// Changes of a table are tracked from the moment its backfill starts, per transaction, until a
-/// chunk's snapshot shows the transaction visible (then no later chunk can need it). One instance
-/// per run of the slot reader: the backfill (its producer) and the batcher (its consumer) share it.
+/// chunk's snapshot shows the transaction visible (then no later chunk can need it). A transaction
+/// the table's floor snapshot (that of its oldest chunk still waiting, or of its last one) sees is not
+/// tracked at all: every later snapshot sees it too, as a commit once visible stays visible. So a
+/// catch-up backlog, whose transactions all committed before the chunks were read, tracks nothing.
+/// One instance per run of the slot reader: the backfill (its producer) and the batcher (its consumer) share it.
 /// </remarks>
 internal sealed class WatermarkChunks(string source, Guid runId)
 {
@@ -35,6 +38,7 @@ internal sealed class WatermarkChunks(string source, Guid runId)
     private readonly Dictionary<(long Job, int Chunk), PendingChunk> _chunks = [];
     private readonly Queue<uint> _recent = new();
     private readonly Dictionary<TableName, HashSet<uint>> _beforeTracking = [];
+    private readonly Dictionary<TableName, TransactionSnapshot> _floors = [];
 
     /// <summary>Starts tracking the table's changes; call before reading its first chunk.</summary>
     public void Track(TableName table)
@@ -53,6 +57,7 @@ internal sealed class WatermarkChunks(string source, Guid runId)
         {
             _tracked.Remove(table);
             _beforeTracking.Remove(table);
+            _floors.Remove(table);
         }
     }
 
@@ -78,7 +83,18 @@ internal sealed class WatermarkChunks(string source, Guid runId)
     {
         ArgumentNullException.ThrowIfNull(chunk);
         lock (_gate)
+        {
+            var table = chunk.Reader.Schema.Table;
+            // With no older chunk of the table waiting, this one's snapshot is the floor: no chunk, waiting or to come, needs what it sees.
+            if (!_chunks.Values.Any(c => c.Reader.Schema.Table == table))
+            {
+                _floors[table] = chunk.Snapshot;
+                _tracked.GetValueOrDefault(table)?.RemoveAll(t => chunk.Snapshot.Sees(t.TransactionId));
+            }
+
             _chunks[(chunk.Job, chunk.Chunk)] = chunk;
+        }
+
         return chunk.Outcome.Task;
     }
 
@@ -93,9 +109,13 @@ internal sealed class WatermarkChunks(string source, Guid runId)
         {
             if (!_tracked.TryGetValue(table, out var transactions))
                 return;
+            if (_floors.TryGetValue(table, out var floor) && floor.Sees(transactionId))
+                return;
             var tracked = transactions.Count > 0 && transactions[^1].TransactionId == transactionId ? transactions[^1] : null;
             if (tracked is null)
                 transactions.Add(tracked = new TrackedTransaction(transactionId));
+            if (recordId is null)
+                tracked.Truncated = true;
             if (recordId is null || tracked.Keys.Count >= MaxKeysPerTransaction)
             {
                 tracked.WholeTable = true; // a TRUNCATE, or too many rows to keep
@@ -151,6 +171,16 @@ internal sealed class WatermarkChunks(string source, Guid runId)
             }
 
             before?.Clear(); // every later snapshot sees them too
+            if (unseen.Any(t => t.Truncated))
+            {
+                // A TRUNCATE newer than every row the chunk read, already in the stream: it removed them
+                // all, and whatever the table holds since is in the stream after it. Nothing enters, and
+                // the job moves on: read again, the chunk could meet the next TRUNCATE, and so for ever.
+                transactions.RemoveAll(t => chunk.Snapshot.Sees(t.TransactionId));
+                chunk.Outcome.TrySetResult(new ChunkOutcome(0, chunk.Rows.Count));
+                return (chunk, [], []);
+            }
+
             if (unseen.Any(t => t.WholeTable))
             {
                 // Nothing joins the stream and the job does not move on: the chunk is read again.
@@ -169,6 +199,13 @@ internal sealed class WatermarkChunks(string source, Guid runId)
         }
     }
 
+    /// <summary>Transactions tracked for the table (what the tracking holds in memory).</summary>
+    internal int TrackedTransactions(TableName table)
+    {
+        lock (_gate)
+            return _tracked.GetValueOrDefault(table)?.Count ?? 0;
+    }
+
     private sealed class TrackedTransaction(uint transactionId)
     {
         public uint TransactionId { get; } = transactionId;
@@ -176,7 +213,11 @@ internal sealed class WatermarkChunks(string source, Guid runId)
         public HashSet<string> Keys { get; } = new(StringComparer.Ordinal);
 
         public bool WholeTable { get; set; }
+
+        /// <summary>A TRUNCATE of the table: every row read before it is gone.</summary>
+        public bool Truncated { get; set; }
     }
+
 }
 
 /// <summary>A chunk read, waiting for its watermark in the stream.</summary>
@@ -198,8 +239,8 @@ internal sealed record PendingChunk(long Job, int Chunk, TableReader Reader, IRe
 internal sealed record ChunkOutcome(int Entered, int Newer)
 {
     /// <summary>
-    /// A TRUNCATE (or a change too large to track by key) the chunk did not see, or a transaction already
-    /// streamed before tracking began that its snapshot does not see yet: read the chunk again.
+    /// A change too large to track by key the chunk did not see, or a transaction already streamed
+    /// before tracking began that its snapshot does not see yet: read the chunk again.
     /// </summary>
     public static readonly ChunkOutcome Retry = new(-1, -1);
 }
