@@ -237,6 +237,8 @@ public sealed class SidecarTables
             updated_at      timestamptz NOT NULL DEFAULT now(),
             finished_at     timestamptz
         );
+        -- The last key a backfill reads, taken when it starts: rows inserted after it reach the sidecar through the stream.
+        {EnsureColumn(Snapshots, "end_key", "text[]")}
         -- One open job per table and source: a second request joins the open one.
         {Conditional($"to_regclass('{Schema}.sync_snapshots_open') IS NULL", $"CREATE UNIQUE INDEX sync_snapshots_open ON {Snapshots} (source, table_name) WHERE status IN ('pending', 'running');")}
         """;

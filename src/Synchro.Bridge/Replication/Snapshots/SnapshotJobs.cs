@@ -35,6 +35,13 @@ public sealed record SnapshotJob(
     DateTimeOffset UpdatedAt,
     DateTimeOffset? FinishedAt)
 {
+    /// <summary>
+    /// The last key a job by watermarks reads, taken when it started (empty: the table was empty);
+    /// null for a job an earlier version started. Rows past it were inserted after the job started,
+    /// so the stream brings them: without the bound a backfill would chase inserts at the key's end.
+    /// </summary>
+    public IReadOnlyList<string>? EndKey { get; init; }
+
     public const string Pending = "pending";
     public const string Running = "running";
     public const string Done = "done";
@@ -66,7 +73,7 @@ public sealed record SnapshotJob(
 /// </summary>
 public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tables)
 {
-    private const string Columns = "id, source, table_name, kind, status, method, last_key, rows_done, rows_estimated, requested_at, started_at, updated_at, finished_at";
+    private const string Columns = "id, source, table_name, kind, status, method, last_key, rows_done, rows_estimated, requested_at, started_at, updated_at, finished_at, end_key";
 
     /// <summary>sync_bucket_edges: which records the sidecar tables hold, for the records a snapshot finds gone.</summary>
     internal string BucketEdges => tables.BucketEdges;
@@ -106,19 +113,24 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
     /// Marks the job running with its method and its size estimate. An exported snapshot is recorded;
     /// a job resumed by watermarks keeps the one it started in (where its rows' history begins).
     /// </summary>
-    public async Task StartAsync(long id, string method, string? snapshot, long? rowsEstimated, CancellationToken cancellationToken)
+    /// <param name="endKey">For a job by watermarks, the table's last key now; a resumed job keeps the one it started with.</param>
+    /// <returns>The end key the job reads to (null for an exported snapshot).</returns>
+    public async Task<IReadOnlyList<string>?> StartAsync(long id, string method, string? snapshot, long? rowsEstimated, CancellationToken cancellationToken, IReadOnlyList<string>? endKey = null)
     {
         await using var command = dataSource.CreateCommand(
             $"""
             UPDATE {tables.Snapshots}
-            SET status = 'running', method = $2, snapshot = coalesce($3, snapshot), rows_estimated = $4, started_at = coalesce(started_at, now()), updated_at = now()
+            SET status = 'running', method = $2, snapshot = coalesce($3, snapshot), rows_estimated = $4, started_at = coalesce(started_at, now()), updated_at = now(),
+                end_key = coalesce(end_key, $5)
             WHERE id = $1
+            RETURNING end_key
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = id });
         command.Parameters.Add(new NpgsqlParameter { Value = method });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)snapshot ?? DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)rowsEstimated ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)endKey?.ToArray() ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text });
+        return await command.ExecuteScalarAsync(cancellationToken) as string[];
     }
 
     /// <summary>Records confirmed chunks: the last key reached, the rows they held, and whether the table is done.</summary>
@@ -168,7 +180,10 @@ public sealed class SnapshotJobs(NpgsqlDataSource dataSource, SidecarTables tabl
                 reader.GetFieldValue<DateTimeOffset>(9),
                 reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTimeOffset>(10),
                 reader.GetFieldValue<DateTimeOffset>(11),
-                reader.IsDBNull(12) ? null : reader.GetFieldValue<DateTimeOffset>(12)));
+                reader.IsDBNull(12) ? null : reader.GetFieldValue<DateTimeOffset>(12))
+            {
+                EndKey = reader.IsDBNull(13) ? null : reader.GetFieldValue<string[]>(13),
+            });
         }
 
         return jobs;

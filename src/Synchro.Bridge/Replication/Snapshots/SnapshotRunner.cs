@@ -190,11 +190,14 @@ internal sealed class SnapshotRunner(
     {
         var table = TableName.Parse(job.Table);
         TableReader reader;
+        IReadOnlyList<string>? endKey;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         {
             reader = await TableReader.OpenAsync(connection, table, cancellationToken);
             var estimate = await reader.EstimateRowsAsync(connection, cancellationToken);
-            await jobs.StartAsync(job.Id, "watermark", null, estimate, cancellationToken);
+            // Read up to the last key there is now: later inserts come through the stream, and a backfill
+            // that read them too would chase writers inserting at the key's end, perhaps for ever.
+            endKey = await jobs.StartAsync(job.Id, "watermark", null, estimate, cancellationToken, await reader.ReadLastKeyAsync(connection, cancellationToken));
             SnapshotLog.Reading(logger, job.Table, estimate, job.LastKey is null ? "chunks between watermarks" : "chunks between watermarks, resuming after the last confirmed chunk");
         }
 
@@ -205,7 +208,7 @@ internal sealed class SnapshotRunner(
             var chunk = 0;
             while (true)
             {
-                var (rows, gone, snapshot) = await ReadChunkAsync(reader, last, cancellationToken);
+                var (rows, gone, snapshot) = await ReadChunkAsync(reader, last, endKey, cancellationToken);
                 // The last chunk also deletes records the table no longer has, a page at a time: it is read
                 // again (writing nothing twice) until a page holds fewer than a chunk's rows.
                 var done = rows.Count < chunkRows && gone.Count < chunkRows;
@@ -266,7 +269,7 @@ internal sealed class SnapshotRunner(
         return (rows.Count, bytes);
     }
 
-    private async Task<(List<ColumnValue[]> Rows, List<string> Gone, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, CancellationToken cancellationToken)
+    private async Task<(List<ColumnValue[]> Rows, List<string> Gone, TransactionSnapshot Snapshot)> ReadChunkAsync(TableReader reader, IReadOnlyList<string>? after, IReadOnlyList<string>? endKey, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         // One snapshot for the chunk and for the question which transactions it saw.
@@ -274,7 +277,7 @@ internal sealed class SnapshotRunner(
         string snapshot;
         await using (var current = new NpgsqlCommand("SELECT pg_current_snapshot()::text", connection, transaction))
             snapshot = (string)(await current.ExecuteScalarAsync(cancellationToken))!;
-        var rows = await reader.ReadChunkAsync(connection, after, chunkRows, cancellationToken);
+        var rows = await reader.ReadChunkAsync(connection, after, chunkRows, cancellationToken, endKey);
         var gone = rows.Count < chunkRows ? await reader.ReadGoneAsync(connection, jobs.BucketEdges, null, chunkRows, cancellationToken) : [];
         await transaction.CommitAsync(cancellationToken);
         return (rows, gone, TransactionSnapshot.Parse(snapshot));

@@ -22,8 +22,14 @@ internal sealed class TableReader
         var keys = _keyIndexes.Select(i => TableName.QuoteIdentifier(schema.Columns[i].Name)).ToArray();
         var selected = string.Join(", ", schema.Columns.Select(c => TableName.OutputText(TableName.QuoteIdentifier(c.Name))));
         var after = string.Join(", ", keys.Select((_, n) => $"${n + 1}"));
-        _chunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({string.Join(", ", keys)}) > ({after}) ORDER BY {string.Join(", ", keys)} LIMIT ${keys.Length + 1}";
-        FirstChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} ORDER BY {string.Join(", ", keys)} LIMIT $1";
+        var key = string.Join(", ", keys);
+        _chunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({key}) > ({after}) ORDER BY {key} LIMIT ${keys.Length + 1}";
+        FirstChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} ORDER BY {key} LIMIT $1";
+        var upTo = string.Join(", ", keys.Select((_, n) => $"${keys.Length + n + 1}"));
+        _boundedChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({key}) > ({after}) AND ({key}) <= ({upTo}) ORDER BY {key} LIMIT ${2 * keys.Length + 1}";
+        var firstUpTo = string.Join(", ", keys.Select((_, n) => $"${n + 1}"));
+        _boundedFirstChunkSql = $"SELECT {selected} FROM {schema.Table.Quoted} WHERE ({key}) <= ({firstUpTo}) ORDER BY {key} LIMIT ${keys.Length + 1}";
+        _lastKeySql = $"SELECT {string.Join(", ", keys.Select(TableName.OutputText))} FROM {schema.Table.Quoted} ORDER BY {string.Join(", ", keys.Select(k => k + " DESC"))} LIMIT 1";
         // A record id back to key values: the text of a one-column key, a JSON array of texts for several.
         var single = _keyIndexes.Length == 1;
         var keyValues = _keyIndexes.Select((column, n) =>
@@ -32,6 +38,9 @@ internal sealed class TableReader
     }
 
     private readonly string _goneWhere;
+    private readonly string _boundedChunkSql;
+    private readonly string _boundedFirstChunkSql;
+    private readonly string _lastKeySql;
 
     public RelationSchema Schema { get; }
 
@@ -90,12 +99,32 @@ internal sealed class TableReader
         return (long)(await count.ExecuteScalarAsync(cancellationToken))!;
     }
 
-    /// <summary>Up to <paramref name="limit"/> rows after <paramref name="afterKey"/> (from the start when null), in key order.</summary>
-    public async Task<List<ColumnValue[]>> ReadChunkAsync(NpgsqlConnection connection, IReadOnlyList<string>? afterKey, int limit, CancellationToken cancellationToken)
+    /// <summary>The key column texts of the table's last row in key order; empty when the table is empty.</summary>
+    public async Task<IReadOnlyList<string>> ReadLastKeyAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(afterKey is null ? FirstChunkSql : _chunkSql, connection);
+        await using var command = new NpgsqlCommand(_lastKeySql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Enumerable.Range(0, reader.FieldCount).Select(reader.GetString).ToArray() : [];
+    }
+
+    /// <summary>
+    /// Up to <paramref name="limit"/> rows after <paramref name="afterKey"/> (from the start when null)
+    /// and up to <paramref name="endKey"/> (to the end when null; nothing when empty), in key order.
+    /// </summary>
+    public async Task<List<ColumnValue[]>> ReadChunkAsync(NpgsqlConnection connection, IReadOnlyList<string>? afterKey, int limit, CancellationToken cancellationToken, IReadOnlyList<string>? endKey = null)
+    {
+        if (endKey is { Count: 0 })
+            return [];
+        var sql = (afterKey, endKey) switch
+        {
+            (null, null) => FirstChunkSql,
+            (_, null) => _chunkSql,
+            (null, _) => _boundedFirstChunkSql,
+            _ => _boundedChunkSql,
+        };
+        await using var command = new NpgsqlCommand(sql, connection);
         // Untyped parameters: PostgreSQL reads each key text as its column's type.
-        foreach (var text in afterKey ?? [])
+        foreach (var text in (afterKey ?? []).Concat(endKey ?? []))
             command.Parameters.Add(new NpgsqlParameter { Value = text, NpgsqlDbType = NpgsqlDbType.Unknown });
         command.Parameters.Add(new NpgsqlParameter { Value = limit });
         var rows = new List<ColumnValue[]>(limit);
