@@ -71,6 +71,7 @@ usage: scripts/servers.sh COMMAND
                primary; promote: the standby becomes primary; down: stop and delete both
   restart-pg SECONDS          restart the main PostgreSQL (-m fast), failing past SECONDS
   stop-rabbitmq|start-rabbitmq   stop or start RabbitMQ (fault tests)
+  rabbitmqctl ARGS...             run rabbitmqctl against the test node (fault tests)
   ensure-packages P...           apt-get install the Debian packages P that are missing
 EOF
 }
@@ -965,6 +966,7 @@ case "${1:-}" in
     restart-pg) shift; cmd_restart_pg "$@" ;;
     stop-rabbitmq) load_ports; rmq_stop ;;
     start-rabbitmq) load_ports; rmq_start; rmq_wait_ready ;;
+    rabbitmqctl) shift; load_ports; rmq_cli rabbitmqctl "$@" ;;
     down) shift; cmd_down "$@" ;;
     ensure-packages) shift; cmd_ensure_packages "$@" ;;
     env) shift

@@ -78,6 +78,13 @@ internal sealed class BridgeHealth(
         // Before the stalled acknowledgement it causes: name the broker, not the consumer.
         if (activeRun.Publishing is { } publishing && now - publishing.Since > threshold)
         {
+            // A refusal of the message itself (a nack is a full queue's or an alarm's, below).
+            if (activeRun.LastPublishFault is { } fault && fault.At >= publishing.Since && fault.Error.Contains("larger than configured max size", StringComparison.Ordinal))
+            {
+                return new HealthReport(false,
+                    $"batch {publishing.Batch} has waited {(now - publishing.Since).TotalSeconds:0} s: RabbitMQ refuses to take its messages ({fault.Error}). A change set is larger than RabbitMQ's max_message_size (one row cannot be split): raise max_message_size in rabbitmq.conf on every node (RabbitMQ takes up to 536870912 bytes); a row larger than that cannot cross RabbitMQ and must shrink in the database. Nothing after the batch is acknowledged meanwhile; the bridge goes on by itself once the broker takes them.", now);
+            }
+
             return new HealthReport(false,
                 $"batch {publishing.Batch} has waited {(now - publishing.Since).TotalSeconds:0} s for RabbitMQ to confirm its messages: a queue they are routed to refuses them (a length limit with overflow reject-publish: rabbitmqctl list_queues name messages arguments, list_policies) or the broker blocks publishers (a resource alarm). Drain or fix that queue; the bridge goes on by itself, and nothing after the batch is acknowledged meanwhile.", now);
         }

@@ -92,6 +92,9 @@ public static class ServiceCollectionExtensions
         {
             services.AddHostedService<ReplicationService>();
             services.AddReceiveEndpointObserver<ConfirmationEndpointObserver>();
+            services.AddSingleton<PublishFaultObserver>();
+            services.AddPublishObserver(sp => sp.GetRequiredService<PublishFaultObserver>());
+            services.AddSendObserver(sp => sp.GetRequiredService<PublishFaultObserver>());
         }
         services.AddSingleton<BridgeHealth>();
         services.AddOperatorEndpoints(settings);

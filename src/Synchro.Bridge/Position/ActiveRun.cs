@@ -35,11 +35,18 @@ internal sealed class ActiveRun
     }
 
     /// <summary>The batch whose publishing waits for the broker's confirmations; null between publishes.</summary>
+    private volatile Publishing.PublishFault? _lastPublishFault;
+
     public PublishWait? Publishing
     {
         get => _publishing;
         set => _publishing = value;
     }
+
+    /// <summary>The last publish the broker or the client refused (MassTransit retries it).</summary>
+    public Publishing.PublishFault? LastPublishFault => _lastPublishFault;
+
+    public void PublishFaulted(Publishing.PublishFault fault) => _lastPublishFault = fault;
 
     /// <summary>How the publication differs from the configured tables, found while running; null when it does not.</summary>
     public string? PublicationDrift

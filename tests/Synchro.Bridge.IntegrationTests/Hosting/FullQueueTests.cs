@@ -82,4 +82,37 @@ public sealed class FullQueueTests
         await Eventually.Until(() => Task.FromResult(subscriber.Messages.Select(m => m.Prefix).ToList()), prefixes => prefixes.Contains("audit.waiting"), "the message after the crash");
         await scenario.WaitForCatchUpAsync(recovered, TimeSpan.FromMinutes(1));
     }
+
+    [Fact]
+    public async Task a_row_larger_than_the_brokers_max_message_size_turns_health_red_with_what_to_set_and_goes_on_once_it_is_raised()
+    {
+        const string Default = "134217728";
+        await using var scenario = await FaultScenario.CreateAsync();
+        var env = scenario.Env;
+        // Node-wide, read by each new channel: the bridge's channels open after it.
+        await FaultScenario.ServersAsync("rabbitmqctl", "eval", "application:set_env(rabbit, max_message_size, 1048576).");
+        try
+        {
+            var settings = scenario.Settings();
+            settings["Synchro:Health:AckStallThreshold"] = "00:00:01";
+            var bridge = scenario.Start(settings);
+            await scenario.WaitForSlotHeldAsync(bridge);
+
+            await env.ExecuteAsync("INSERT INTO items VALUES (1, 7, repeat('x', 2000000))");
+            var written = await env.CurrentWalLsnAsync();
+            var (_, detail) = await Eventually.Until(() => FaultScenario.HealthAsync(settings), h => !h.Healthy && h.Detail.Contains("max_message_size", StringComparison.Ordinal), "health to name the broker's size limit");
+            Assert.Matches(@"^batch [0-9]+ has waited [0-9]+ s: RabbitMQ refuses to take its messages \(.*message size [0-9]+ is larger than configured max size 1048576.*\)\. A change set is larger than RabbitMQ's max_message_size \(one row cannot be split\): raise max_message_size in rabbitmq\.conf on every node", detail);
+            Assert.True(await env.ConfirmedFlushLsnAsync() < written, "the slot was acknowledged past a change the broker refused");
+
+            // The operator raises the limit: the bridge goes on by itself, and nothing is lost.
+            await FaultScenario.ServersAsync("rabbitmqctl", "eval", $"application:set_env(rabbit, max_message_size, {Default}).");
+            await scenario.WaitForCatchUpAsync(bridge, TimeSpan.FromMinutes(2));
+            Assert.Equal(["items|1|owner:7"], await env.EdgesAsync());
+            await scenario.AssertExactAsync();
+        }
+        finally
+        {
+            await FaultScenario.ServersAsync("rabbitmqctl", "eval", $"application:set_env(rabbit, max_message_size, {Default}).");
+        }
+    }
 }
