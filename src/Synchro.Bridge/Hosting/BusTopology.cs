@@ -71,7 +71,7 @@ internal static class BucketEndpoints
         return dot >= 0 && int.TryParse(name[(dot + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var partition) ? partition : 0;
     }
 
-    public static void Configure(IBusFactoryConfigurator bus, IBusRegistrationContext context, string source, int partitions)
+    public static void Configure(IBusFactoryConfigurator bus, IBusRegistrationContext context, string source, int partitions, BucketQueueType queueType = BucketQueueType.Quorum)
     {
         ArgumentNullException.ThrowIfNull(bus);
         for (var partition = 0; partition < partitions; partition++)
@@ -83,6 +83,10 @@ internal static class BucketEndpoints
                 switch (endpoint)
                 {
                     case IRabbitMqReceiveEndpointConfigurator rabbit:
+                        // A quorum queue keeps its messages on a majority of the cluster's nodes; its type is fixed at declaration
+                        // (BucketQueueTypes says what to do when an existing queue has the other one).
+                        if (queueType == BucketQueueType.Quorum)
+                            rabbit.SetQuorumQueue();
                         rabbit.ConfigureConsumeTopology = false;
                         rabbit.SingleActiveConsumer = true;
                         // Nothing may pile up in _skipped or _error queues for a person to purge. A part that cannot

@@ -47,7 +47,7 @@ public static class ServiceCollectionExtensions
             var standby = string.IsNullOrWhiteSpace(postgres.DecodingConnectionString)
                 ? null
                 : SidecarConnectionString(postgres.DecodingConnectionString, sp.GetRequiredService<BridgeInstance>());
-            return new DecodingServer(sp.GetRequiredService<NpgsqlDataSource>(), postgres.ConnectionString, standby);
+            return new DecodingServer(sp.GetRequiredService<NpgsqlDataSource>(), WithValueTextSettings(postgres.ConnectionString), standby);
         });
         services.AddSingleton<SidecarSessions>();
         services.AddSingleton(sp => new SidecarTables(Options(sp).Postgres.SidecarSchema));
@@ -115,7 +115,7 @@ public static class ServiceCollectionExtensions
             where T : IReceiveEndpointConfigurator
         {
             if (buckets)
-                BucketEndpoints.Configure(cfg, context, context.GetRequiredService<SourceIdentity>().Name, settings.Apply.Partitions);
+                BucketEndpoints.Configure(cfg, context, context.GetRequiredService<SourceIdentity>().Name, settings.Apply.Partitions, settings.RabbitMq.QueueType);
             cfg.ConfigureEndpoints(context);
         }
 
@@ -153,8 +153,23 @@ public static class ServiceCollectionExtensions
     /// </summary>
     internal static string SidecarConnectionString(string connectionString, BridgeInstance instance)
     {
-        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = instance.ApplicationName };
+        var builder = new NpgsqlConnectionStringBuilder(WithValueTextSettings(connectionString)) { ApplicationName = instance.ApplicationName };
         builder.Options = ("-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3 " + builder.Options).Trim();
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// The settings that shape value texts, the same on every session of the bridge: the walsender
+    /// (the stream), the snapshot and backfill reads and the unchanged-TOAST lookups, whatever the
+    /// server, the database or the role set (README: Column values). Set first, so the user's own
+    /// Options still win, for all sessions alike.
+    /// </summary>
+    internal const string ValueTextSettings = "-c TimeZone=UTC -c DateStyle=ISO,MDY -c IntervalStyle=postgres -c extra_float_digits=1 -c bytea_output=hex";
+
+    internal static string WithValueTextSettings(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        builder.Options = (ValueTextSettings + " " + builder.Options).Trim();
         return builder.ConnectionString;
     }
 

@@ -36,6 +36,11 @@ internal sealed class StartupService(IOptions<SynchroOptions> options, NpgsqlDat
             // Before anything is created: a bridge that cannot reach its broker writes nothing.
             if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri))
                 await BrokerProbe.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout, cancellationToken);
+            if (!string.IsNullOrWhiteSpace(settings.RabbitMq.Uri) && settings.Roles.HasFlag(BridgeRoles.Buckets))
+            {
+                await BucketQueueTypes.CheckAsync(new Uri(settings.RabbitMq.Uri), settings.RabbitMq.ConnectTimeout,
+                    Enumerable.Range(0, settings.Apply.Partitions).Select(p => BucketEndpoints.QueueName(source.Name, p)), settings.RabbitMq.QueueType, cancellationToken);
+            }
             await MigrateAsync(connection.UserName, cancellationToken);
             // The slot reader needs them too: a snapshot reads parents' tables before their children's.
             rules.Load(await LoadRulesAsync(connection, settings, cancellationToken));

@@ -82,6 +82,19 @@ public sealed class RabbitMqOptions
     /// for example <c>http://user:password@rabbitmq:15672/</c>. Empty: the AMQP URI's host and user on port 15672.
     /// </summary>
     public string ManagementUri { get; set; } = "";
+
+    /// <summary>
+    /// The type of the bridge's bucket queues: quorum queues replicate their messages over a cluster's
+    /// nodes (and survive the loss of a minority); classic queues live on one node. Fixed once a queue
+    /// is declared: start-up says what to do when an existing queue has the other type.
+    /// </summary>
+    public BucketQueueType QueueType { get; set; } = BucketQueueType.Quorum;
+}
+
+public enum BucketQueueType
+{
+    Quorum,
+    Classic,
 }
 
 public sealed class ReplicationOptions

@@ -39,7 +39,7 @@ internal sealed class SynchroOptionsValidator(IReadOnlyList<string>? shapeProble
             errors.Add($"Synchro:Postgres:SidecarSchema '{options.Postgres.SidecarSchema}' is not a plain identifier: use lower-case letters, digits and '_'.");
 
         if (options.Source is { } source && !Sources.SourceIdentity.IsValidName(source))
-            errors.Add($"Synchro:Source '{source}' is not a source name: use lower-case letters, digits, '_' and '-' (no '.'), at most 100 characters.");
+            errors.Add($"Synchro:Source '{source}' is not a source name: use lower-case letters, digits, '_' and '-' (no '.'), at most {Sources.SourceIdentity.MaxNameLength} characters.");
         if (options.Replication.ConfirmationTimeout <= TimeSpan.Zero)
             errors.Add("Synchro:Replication:ConfirmationTimeout must be positive, e.g. 00:01:00.");
         if (options.Replication.PositionStoreAttemptTimeout <= TimeSpan.Zero)
@@ -56,6 +56,8 @@ internal sealed class SynchroOptionsValidator(IReadOnlyList<string>? shapeProble
             errors.Add("Synchro:Buckets:MaxBucketsPerRow must be at least 1.");
         if (options.Snapshot.ChunkRows is < 1 or > 1_000_000)
             errors.Add($"Synchro:Snapshot:ChunkRows is {options.Snapshot.ChunkRows}; give 1 to 1000000 rows per chunk (default 2000).");
+        if (!Enum.IsDefined(options.RabbitMq.QueueType))
+            errors.Add("Synchro:RabbitMq:QueueType must be Quorum or Classic.");
         if (!Enum.IsDefined(options.Snapshot.Mode))
             errors.Add("Synchro:Snapshot:Mode must be Initial or StreamOnly.");
 

@@ -17,7 +17,7 @@ public readonly partial record struct TableName(string Schema, string Name)
             _ => throw new FormatException($"'{text}' is not a table name: write it as schema.table or table."),
         };
         if (!IsPlainIdentifier(name.Schema) || !IsPlainIdentifier(name.Name))
-            throw new FormatException($"'{text}' is not a table name we accept: use letters, digits and '_' (starting with a letter or '_'), at most 63 characters per part.");
+            throw new FormatException($"'{text}' is not a table name we accept: use lower-case letters, digits and '_' (starting with a letter or '_'), at most 63 characters per part; a table whose name needs quotes (capitals, dots, spaces) cannot be configured: rename it.");
         return name;
     }
 

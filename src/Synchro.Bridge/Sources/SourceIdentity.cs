@@ -55,9 +55,14 @@ public sealed class SourceIdentity
         return name.ToString();
     }
 
-    /// <summary>Letters, digits, '_' and '-': no '.', which separates routing-key words.</summary>
+    /// <summary>
+    /// Lower-case letters, digits, '_' and '-': no '.', which separates routing-key words. At most 127
+    /// characters: the length of the longest default (a database and a slot name of 63 each, and the dash).
+    /// </summary>
     public static bool IsValidName(string name) =>
-        name.Length is > 0 and <= 100 && name.All(IsNameCharacter);
+        name.Length is > 0 and <= MaxNameLength && name.All(IsNameCharacter);
+
+    public const int MaxNameLength = 127;
 
     private static bool IsNameCharacter(char c) => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '-';
 }

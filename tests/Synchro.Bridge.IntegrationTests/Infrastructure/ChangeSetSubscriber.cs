@@ -120,11 +120,13 @@ internal sealed class ChangeSetSubscriber : IAsyncDisposable
             delivery.Properties.ContentType ?? "",
             delivery.Properties.MessageId,
             (delivery.Properties.Headers ?? new Dictionary<string, object?>()).ToDictionary(h => h.Key, h => h.Value is byte[] utf8 ? System.Text.Encoding.UTF8.GetString(utf8) : h.Value),
-            context.ReceiveContext.GetBody()));
+            context.ReceiveContext.GetBody(),
+            delivery.Properties.Persistent));
     }
 
     public async ValueTask DisposeAsync() => await _bus.StopAsync(TimeSpan.FromSeconds(30));
 }
 
 /// <summary>A message as RabbitMQ delivered it: exchange, routing key, AMQP properties and body bytes.</summary>
-internal sealed record RawDelivery(string Exchange, string RoutingKey, string ContentType, string? MessageId, IReadOnlyDictionary<string, object?> Headers, byte[] Body);
+/// <param name="Persistent">delivery_mode 2: the broker writes the message to disk on a durable queue.</param>
+internal sealed record RawDelivery(string Exchange, string RoutingKey, string ContentType, string? MessageId, IReadOnlyDictionary<string, object?> Headers, byte[] Body, bool Persistent);

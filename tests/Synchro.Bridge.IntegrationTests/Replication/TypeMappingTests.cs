@@ -115,4 +115,32 @@ public sealed class TypeMappingTests
         Assert.Equal("101", row["c_varbit"].Text);
         Assert.Equal(string.Format(CultureInfo.InvariantCulture, "${0}", "12.34"), row["c_money"].Text);
     }
+
+    [Fact]
+    public async Task value_texts_are_the_same_from_the_stream_and_a_snapshot_whatever_the_database_sets_for_its_sessions()
+    {
+        await using var env = await TestEnvironment.CreateAsync();
+        // Settings an operator may have given the database (or the role): they would shape every value text.
+        await env.ExecuteAsync(
+            $"""
+            ALTER DATABASE "{env.Name}" SET TimeZone = 'Asia/Kolkata';
+            ALTER DATABASE "{env.Name}" SET DateStyle = 'SQL, DMY';
+            ALTER DATABASE "{env.Name}" SET IntervalStyle = 'sql_standard';
+            ALTER DATABASE "{env.Name}" SET bytea_output = 'escape';
+            ALTER DATABASE "{env.Name}" SET extra_float_digits = 0;
+            CREATE TABLE shaped (id bigint PRIMARY KEY, at timestamptz, day date, span interval, bytes bytea, ratio double precision);
+            INSERT INTO shaped VALUES (1, '2026-11-23 13:14:15.5+02', '2026-11-23', '1 year 2 months 3 days 04:05:06.789', '\x00ff10', 0.1::float8 + 0.2::float8);
+            """);
+        await using var subscriber = await ChangeSetSubscriber.StartAsync(env.AmqpUri, "test.shaped", "public.shaped");
+        await env.StartBridgeAsync(TestEnvironment.WithSnapshot(env.BridgeSettings(("shaped", null))));
+        await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 1, "the snapshot's read");
+        await env.ExecuteAsync("INSERT INTO shaped SELECT 2, at, day, span, bytes, ratio FROM shaped WHERE id = 1");
+
+        var changes = await Eventually.Until(() => Task.FromResult(subscriber.Changes), c => c.Count == 2, "the streamed insert");
+        string[] Texts(Change change) => change.NewRow!.Skip(1).Select(v => v.Text!).ToArray();
+        string[] expected = ["2026-11-23 11:14:15.5+00", "2026-11-23", "1 year 2 mons 3 days 04:05:06.789", "\\x00ff10", "0.30000000000000004"];
+        Assert.Equal([ChangeOperation.Read, ChangeOperation.Insert], changes.Select(c => c.Operation));
+        Assert.Equal(expected, Texts(changes[0]));
+        Assert.Equal(expected, Texts(changes[1]));
+    }
 }

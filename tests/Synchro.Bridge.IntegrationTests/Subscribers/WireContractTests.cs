@@ -39,6 +39,8 @@ public sealed partial class WireContractTests(CapturedWire wire) : IClassFixture
             changes.SelectMany(Features).Distinct().Order());
         Assert.Contains(sets.GroupBy(s => s.GetProperty("table").GetString()), table => table.Select(s => s.GetProperty("columns").GetRawText()).Distinct().Count() > 1);
         Assert.Equal([false, true], wire.Deliveries.Where(d => !d.IsChangeSet()).Select(d => d.Body().GetProperty("transactional").GetBoolean()).Order());
+        // As the README says: every message is persistent (delivery_mode 2).
+        Assert.All(wire.Deliveries, d => Assert.True(d.Persistent, $"not persistent: {d.RoutingKey}"));
     }
 
     [Fact]
