@@ -42,8 +42,8 @@ public sealed class LargeTransactionTests(ITestOutputHelper output)
     [Fact]
     public async Task an_outbox_transaction_emitting_more_message_bytes_than_the_heap_holds_is_published_completely_in_bounded_memory()
     {
-        const int Messages = 36_000;
-        const int ContentBytes = 2_000; // 72 MB in all: held until the commit, they would not fit a heap capped at 64 MB
+        const int Messages = 9_000;
+        const int ContentBytes = 8_000; // 72 MB in all: held until the commit, they would not fit a heap capped at 64 MB
         const long MessageHeapLimit = 64L * 1024 * 1024;
         await using var env = await TestEnvironment.CreateAsync();
         await env.ExecuteAsync("CREATE TABLE items (id bigint PRIMARY KEY, user_id bigint NOT NULL, payload text NOT NULL)");
